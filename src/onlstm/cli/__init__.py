@@ -1,0 +1,54 @@
+"""The `onlstm` command line: argument parsing only.
+
+Every subcommand lives in its own module of this package, exposing
+``register(subparsers)`` (adds its parser and sets ``func``). The modules call into the
+task modules of the package; nothing outside ``onlstm.cli`` imports from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..errors import UserError
+
+# Subcommand modules, in the order `onlstm --help` lists them.
+COMMANDS = [
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onlstm",
+        description=(
+            "Ordered Neurons LSTM: language models whose master forget gate yields "
+            "unsupervised constituency trees."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"onlstm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"onlstm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"onlstm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""Exceptions shared across the package.
+
+`UserError` marks a mistake of the user (a missing file, a malformed line, a bad
+argument): the command line prints its message and exits with status 2, without a
+traceback. Everything else is a bug and keeps its traceback.
+"""
+
+
+class UserError(Exception):
+    """An error caused by user input; the message says what to fix."""
