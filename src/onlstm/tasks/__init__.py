@@ -1,0 +1,1 @@
+"""Evaluation tasks beyond language modelling: targeted syntactic evaluation, logical inference."""
