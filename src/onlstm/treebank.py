@@ -1,0 +1,399 @@
+"""Penn Treebank bracketed files -> preprocessed gold sentences (SPEC §3).
+
+Reading (:func:`read_trees`, :func:`parse_trees`): any number of trees per file, trees over
+several lines or one per line, the ``( (S ...) )`` and ``(TOP ...)`` / ``(ROOT ...)``
+wrappers, ``-NONE-`` empty elements, plain or gzip-compressed (``.gz``) files; inputs may be
+files, folders (every ``*.mrg`` / ``*.mrg.gz`` below, sorted) or glob patterns
+(:func:`expand_paths`). Malformed input raises :class:`~onlstm.errors.UserError` naming the
+file and line.
+
+Preprocessing (:func:`preprocess`), as in the PRPN -> ON-LSTM line of work:
+
+1. keep only leaves whose part-of-speech tag is in :data:`WORD_TAGS` (this drops the
+   punctuation tags ``, . : `` '' -LRB- -RRB-``, the currency tags ``# $`` and ``-NONE-``
+   empty elements -- every tag of the Penn tag set that is not a word tag);
+2. lower-case each word and replace every run of digits by ``N`` (:func:`normalize_word`);
+3. drop the constituents left without words and collapse unary chains;
+4. the gold spans are the constituents of at least two words, except the whole sentence;
+   each carries the labels of its unary chain with function tags and indices stripped
+   (``NP-SBJ-1`` -> ``NP``, ``NP=2`` -> ``NP``; :func:`strip_function_tags`).
+
+A tree left with no word at all is skipped (it has nothing to parse); a one-word sentence is
+kept (it has no gold span; SPEC §3 scores it 1 for a prediction with no span).
+
+:func:`load_treebank` does all of this for a list of inputs, or for the bundled NLTK 10%
+sample of the WSJ treebank (:func:`bundled_sample_path`) when given none.
+"""
+
+from __future__ import annotations
+
+import bisect
+import glob
+import gzip
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Union
+
+from .errors import UserError
+from .trees import Span, Tree
+
+__all__ = [
+    "WORD_TAGS",
+    "Constituent",
+    "GoldSentence",
+    "LabeledSpan",
+    "normalize_word",
+    "strip_function_tags",
+    "parse_trees",
+    "read_trees",
+    "expand_paths",
+    "preprocess",
+    "load_treebank",
+    "bundled_sample_path",
+]
+
+#: Part-of-speech tags of words (the list of the PRPN / ON-LSTM evaluation code). Leaves with
+#: any other tag (punctuation, ``#``, ``$``, ``-NONE-``, ...) are removed before scoring.
+WORD_TAGS = frozenset(
+    "CC CD DT EX FW IN JJ JJR JJS LS MD NN NNS NNP NNPS PDT POS PRP PRP$ RB RBR RBS RP SYM "
+    "TO UH VB VBD VBG VBN VBP VBZ WDT WP WP$ WRB".split()
+)
+
+#: Labels of the wrapper around a whole tree, removed when reading.
+ROOT_LABELS = frozenset({"", "TOP", "ROOT"})
+
+#: File names a folder given as input is searched for.
+TREEBANK_SUFFIXES = (".mrg", ".mrg.gz")
+
+_BUNDLED_SAMPLE = "wsj_sample.mrg.gz"
+
+#: ``(start, end, label)``: a labeled gold constituent (``end`` exclusive).
+LabeledSpan = tuple[int, int, str]
+
+
+@dataclass
+class Constituent:
+    """A node of a raw bracketed tree, as read from the file.
+
+    A preterminal (a leaf with its tag) has ``label`` = the POS tag and ``children`` = the
+    one word; a phrase has child constituents only. ``line`` is where its ``(`` is.
+    """
+
+    label: str
+    children: list[Union["Constituent", str]]
+    line: int
+
+    @property
+    def is_preterminal(self) -> bool:
+        return len(self.children) == 1 and isinstance(self.children[0], str)
+
+    def pos(self) -> list[tuple[str, str]]:
+        """The ``(word, tag)`` pairs of the leaves, left to right."""
+        out: list[tuple[str, str]] = []
+        stack: list[Constituent] = [self]
+        while stack:
+            node = stack.pop()
+            if node.is_preterminal:
+                out.append((node.children[0], node.label))  # type: ignore[arg-type]
+            else:
+                stack.extend(reversed(node.children))  # type: ignore[arg-type]
+        return out
+
+
+@dataclass
+class GoldSentence:
+    """One preprocessed treebank sentence.
+
+    ``tree`` is the gold tree over ``words`` with unary chains collapsed (nested lists, not
+    necessarily binary); ``labeled_spans`` its constituents of two words or more except the
+    whole sentence, one entry per label of a collapsed unary chain; ``source`` is
+    ``"file:line"`` of the tree's first bracket.
+    """
+
+    words: list[str]
+    tree: Tree
+    labeled_spans: list[LabeledSpan] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def spans(self) -> set[Span]:
+        """The unlabeled gold spans (what the F1 scores compare against)."""
+        return {(start, end) for start, end, _ in self.labeled_spans}
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+# --------------------------------------------------------------------------------------
+# Words and labels
+# --------------------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def normalize_word(word: str) -> str:
+    """Lower-case, then replace every run of digits by ``N``: ``"1,500s"`` -> ``"N,Ns"``."""
+    return _DIGITS.sub("N", word.lower())
+
+
+def strip_function_tags(label: str) -> str:
+    """``NP-SBJ-1`` -> ``NP``, ``PP-LOC=2`` -> ``PP``, ``-NONE-`` and ``-LRB-`` unchanged."""
+    if label.startswith("-"):
+        return label
+    return re.split(r"[-=]", label, maxsplit=1)[0]
+
+
+# --------------------------------------------------------------------------------------
+# Reading bracketed text
+# --------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+
+
+class _Open:
+    """A constituent being read: its label once seen, its children so far."""
+
+    __slots__ = ("label", "children", "line")
+
+    def __init__(self, line: int) -> None:
+        self.label: Optional[str] = None
+        self.children: list[Union[Constituent, str]] = []
+        self.line = line
+
+
+def parse_trees(text: str, name: str = "<text>") -> Iterator[Constituent]:
+    """Yield the trees of a bracketed text, wrappers removed.
+
+    ``name`` is used in error messages (``name:line: what is wrong``). Raises
+    :class:`UserError` on unbalanced brackets, text outside the brackets, empty brackets,
+    or a leaf that is not ``(TAG word)``.
+    """
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def where(offset: int) -> str:
+        return f"{name}:{bisect.bisect_right(line_starts, offset)}"
+
+    stack: list[_Open] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token == "(":
+            stack.append(_Open(bisect.bisect_right(line_starts, match.start())))
+        elif token == ")":
+            if not stack:
+                raise UserError(f"{where(match.start())}: unexpected ')' (no bracket is open)")
+            node = _close(stack.pop(), name)
+            if stack:
+                stack[-1].children.append(node)
+            else:
+                yield _unwrap(node)
+        elif not stack:
+            raise UserError(
+                f"{where(match.start())}: text outside any bracket: {token!r} "
+                "(expected Penn Treebank trees such as '( (S (NP (DT the) (NN cat)) ...) )')"
+            )
+        elif stack[-1].label is None and not stack[-1].children:
+            stack[-1].label = token
+        else:
+            stack[-1].children.append(token)
+    if stack:
+        raise UserError(
+            f"{name}:{stack[0].line}: '(' opened here is never closed "
+            f"(the file ends inside a tree; {len(stack)} bracket(s) still open)"
+        )
+
+
+def _close(node: _Open, name: str) -> Constituent:
+    """Check a constituent whose ``)`` was just read and freeze it."""
+    label = node.label or ""
+    words = [c for c in node.children if isinstance(c, str)]
+    where = f"{name}:{node.line}"
+    if not node.children:
+        shown = f"({label})" if label else "()"
+        raise UserError(f"{where}: empty constituent {shown}")
+    if words:
+        if len(node.children) != 1:
+            raise UserError(
+                f"{where}: expected a leaf '(TAG word)' or a phrase of bracketed constituents, "
+                f"got ({label} ...) with word(s) {' '.join(words)!r} "
+                + ("among constituents" if len(words) < len(node.children) else "side by side")
+            )
+        if not label:
+            raise UserError(f"{where}: leaf '( {words[0]})' has no part-of-speech tag")
+    return Constituent(label, node.children, node.line)
+
+
+def _unwrap(tree: Constituent) -> Constituent:
+    """Remove ``( ... )``, ``(TOP ...)`` and ``(ROOT ...)`` wrappers around one constituent."""
+    while (
+        tree.label in ROOT_LABELS
+        and len(tree.children) == 1
+        and isinstance(tree.children[0], Constituent)
+    ):
+        tree = tree.children[0]
+    return tree
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                data = handle.read()
+        else:
+            data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, expected a treebank file") from None
+    except (OSError, EOFError) as err:
+        raise UserError(f"{path}: cannot read: {err}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # old treebank files; every byte maps to a character
+
+
+def read_trees(path: Union[str, Path]) -> list[Constituent]:
+    """All trees of one file (``.gz`` is decompressed). ``UserError`` if it has none."""
+    path = Path(path)
+    trees = list(parse_trees(_read_text(path), str(path)))
+    if not trees:
+        raise UserError(f"{path}: no tree found (expected Penn Treebank bracketed trees)")
+    return trees
+
+
+def expand_paths(inputs: Iterable[Union[str, Path]]) -> list[Path]:
+    """Files named by ``inputs``: files as given, folders searched recursively for
+    ``*.mrg`` / ``*.mrg.gz`` (sorted), glob patterns expanded (sorted).
+
+    Raises :class:`UserError` for a missing file, a pattern matching nothing or a folder
+    without treebank files.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.name.endswith(TREEBANK_SUFFIXES)
+            )
+            if not found:
+                raise UserError(f"{path}: folder has no {' or '.join('*' + s for s in TREEBANK_SUFFIXES)} file")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise UserError(f"{text}: no file matches this pattern")
+            files.extend(matches)
+        else:
+            raise UserError(f"{path}: no such file or folder")
+    return files
+
+
+# --------------------------------------------------------------------------------------
+# Preprocessing
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reduced:
+    """A constituent after preprocessing: its tree, word span and unary-chain labels."""
+
+    tree: Tree
+    start: int
+    end: int
+    labels: list[str]
+
+
+def preprocess(tree: Constituent, source: str = "") -> Optional[GoldSentence]:
+    """Apply SPEC §3 to one raw tree; ``None`` when no word is left.
+
+    See the module docstring for the exact steps. ``source`` is copied into the result.
+    """
+    words: list[str] = []
+    labeled: list[LabeledSpan] = []
+    try:
+        top = _reduce(tree, words, labeled)
+    except RecursionError:
+        raise UserError(f"{source or 'tree'}: tree nested too deeply to read") from None
+    if top is None:
+        return None
+    labeled.sort(key=lambda span: (span[0], -span[1]))
+    return GoldSentence(words=words, tree=top.tree, labeled_spans=labeled, source=source)
+
+
+def _reduce(node: Constituent, words: list[str], labeled: list[LabeledSpan]) -> Optional[_Reduced]:
+    """Preprocess ``node``: append its kept words to ``words``, and to ``labeled`` the
+    spans of its descendants that are complete (children of a node of 2+ children)."""
+    if node.is_preterminal:
+        if node.label not in WORD_TAGS:
+            return None
+        words.append(normalize_word(node.children[0]))  # type: ignore[arg-type]
+        return _Reduced(words[-1], len(words) - 1, len(words), [])
+    kept = [
+        reduced
+        for reduced in (_reduce(child, words, labeled) for child in node.children)  # type: ignore[arg-type]
+        if reduced is not None
+    ]
+    label = strip_function_tags(node.label)
+    if not kept:
+        return None  # every leaf below was dropped: the constituent disappears
+    if len(kept) == 1:  # unary chain: the child stands for this node too
+        child = kept[0]
+        if label and label not in child.labels:
+            child.labels.append(label)
+        return child
+    for child in kept:  # the children's unary chains are complete now
+        if child.end - child.start >= 2:
+            labeled.extend((child.start, child.end, name) for name in child.labels)
+    return _Reduced([c.tree for c in kept], kept[0].start, kept[-1].end, [label] if label else [])
+
+
+# --------------------------------------------------------------------------------------
+# Whole treebanks
+# --------------------------------------------------------------------------------------
+
+
+def bundled_sample_path() -> Path:
+    """Path of the bundled NLTK 10% WSJ sample (3,914 trees, WSJ files 0001-0199)."""
+    path = Path(str(resources.files("onlstm") / "data" / "treebank" / _BUNDLED_SAMPLE))
+    if not path.is_file():  # pragma: no cover - a broken installation
+        raise UserError(f"the bundled treebank sample is missing ({path}); reinstall onlstm")
+    return path
+
+
+def load_treebank(
+    inputs: Optional[Sequence[Union[str, Path]]] = None,
+    *,
+    max_length: Optional[int] = None,
+    progress: bool = False,
+) -> list[GoldSentence]:
+    """Read and preprocess treebank files, in order.
+
+    ``inputs``: files, folders or glob patterns (see :func:`expand_paths`); ``None`` or
+    empty reads the bundled sample. ``max_length`` keeps the sentences of at most that many
+    words after preprocessing (10 for WSJ10). Trees without any word are skipped.
+    ``progress`` shows a progress bar over the files.
+    """
+    if max_length is not None and max_length < 1:
+        raise UserError(f"--max-length must be at least 1, got {max_length}")
+    files = expand_paths(inputs) if inputs else [bundled_sample_path()]
+    if progress and len(files) > 1:
+        from tqdm import tqdm
+
+        files_iter: Iterable[Path] = tqdm(files, desc="reading treebank", unit="file")
+    else:
+        files_iter = files
+    sentences: list[GoldSentence] = []
+    for path in files_iter:
+        for tree in read_trees(path):
+            sentence = preprocess(tree, source=f"{path}:{tree.line}")
+            if sentence is None:
+                continue
+            if max_length is None or len(sentence.words) <= max_length:
+                sentences.append(sentence)
+    return sentences
