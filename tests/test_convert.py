@@ -1,0 +1,76 @@
+"""A published-layout state dict converts and gives the published code's evaluation outputs."""
+
+import pytest
+import torch
+
+from onlstm import ONLSTM
+from onlstm.convert import convert_published_state_dict
+from reference import ref_step
+
+
+def _published_forward_eval(sd, x, sizes, chunk, wdrop, prefix="rnn."):
+    """The published stack in evaluation: hh weight scaled by (1 - wdrop), paper variant."""
+    layer_in = x
+    for k, n in enumerate(sizes):
+        w_ih, b_ih = sd[f"{prefix}cells.{k}.ih.0.weight"], sd[f"{prefix}cells.{k}.ih.0.bias"]
+        w_hh, b_hh = sd[f"{prefix}cells.{k}.hh.weight"] * (1 - wdrop), sd[f"{prefix}cells.{k}.hh.bias"]
+        h = c = x.new_zeros(x.shape[1], n)
+        outs = []
+        for t in range(x.shape[0]):
+            h, c, _, _ = ref_step(layer_in[t], h, c, w_ih, w_hh, b_ih, b_hh, chunk, "paper")
+            outs.append(h)
+        layer_in = torch.stack(outs)
+    return layer_in
+
+
+def _random_published(sizes, d_in, chunk, prefix="rnn."):
+    sd = {}
+    for k, n in enumerate(sizes):
+        G = 4 * n + 2 * (n // chunk)
+        d = d_in if k == 0 else sizes[k - 1]
+        sd[f"{prefix}cells.{k}.ih.0.weight"] = 0.3 * torch.randn(G, d, dtype=torch.double)
+        sd[f"{prefix}cells.{k}.ih.0.bias"] = 0.3 * torch.randn(G, dtype=torch.double)
+        sd[f"{prefix}cells.{k}.hh.weight"] = 0.3 * torch.randn(G, n, dtype=torch.double)
+        sd[f"{prefix}cells.{k}.hh.bias"] = 0.3 * torch.randn(G, dtype=torch.double)
+    return sd
+
+
+def test_layer_target_gives_published_eval_outputs():
+    torch.manual_seed(0)
+    sizes, d_in, chunk, wdrop = [6, 6, 6], 4, 3, 0.45
+    sd = _random_published(sizes, d_in, chunk)
+    ours = ONLSTM(d_in, 6, num_layers=3, chunk_size=chunk, dropconnect=wdrop).double().eval()
+    ours.load_state_dict(convert_published_state_dict(sd, wdrop, target="layer"))
+    x = torch.randn(5, 2, d_in, dtype=torch.double)
+    expected = _published_forward_eval(sd, x, sizes, chunk, wdrop)
+    out, _ = ours(x)
+    assert (out - expected).abs().max() < 1e-10
+
+
+def test_lm_target_keys_and_per_layer_sizes():
+    torch.manual_seed(0)
+    sizes, d_in, chunk, wdrop = [8, 6, 4], 4, 2, 0.3
+    sd = _random_published(sizes, d_in, chunk)
+    sd["encoder.weight"] = torch.randn(11, d_in, dtype=torch.double)
+    sd["decoder.weight"] = sd["encoder.weight"]
+    sd["decoder.bias"] = torch.zeros(11, dtype=torch.double)
+    conv = convert_published_state_dict(sd, wdrop, target="lm")
+    assert {"encoder.weight", "decoder.weight", "decoder.bias", "rnns.2.weight_hh_l0"} <= set(conv)
+    layers = []
+    for k, n in enumerate(sizes):
+        layer = ONLSTM(d_in if k == 0 else sizes[k - 1], n, chunk_size=chunk).double().eval()
+        layer.load_state_dict({key.split(".", 2)[2]: v for key, v in conv.items() if key.startswith(f"rnns.{k}.")})
+        layers.append(layer)
+    x = torch.randn(5, 2, d_in, dtype=torch.double)
+    h = x
+    for layer in layers:
+        h, _ = layer(h)
+    assert (h - _published_forward_eval(sd, x, sizes, chunk, wdrop)).abs().max() < 1e-10
+    assert torch.equal(conv["rnns.0.weight_hh_l0"], sd["rnn.cells.0.hh.weight"] * (1 - wdrop))
+
+
+def test_rejects_non_published_dict():
+    with pytest.raises(ValueError, match="not a published ON-LSTM"):
+        convert_published_state_dict({"weight": torch.zeros(2)}, 0.45)
+    with pytest.raises(ValueError, match="target"):
+        convert_published_state_dict({}, 0.45, target="x")
