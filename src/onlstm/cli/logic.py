@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--epochs", type=int, default=None, help="total epochs (default 20)")
     tr.add_argument("--max-minutes", type=float, default=None,
                     help="stop (and save) after this much wall time in this invocation")
+    tr.add_argument("--max-steps", type=int, default=None,
+                    help="stop (and save) after this many optimizer steps in this invocation")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out")
     tr.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -90,7 +92,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         config = task.LogicConfig(**given)
     status = task.train(args.out, config, resume=args.resume, epochs=args.epochs,
-                        max_minutes=args.max_minutes, device=args.device,
+                        max_minutes=args.max_minutes, max_steps=args.max_steps, device=args.device,
                         progress=not args.quiet and sys.stderr.isatty())
     return 130 if status == "interrupted" else 0
 

@@ -509,13 +509,21 @@ def evaluate_by_ops(model: LogicClassifier, vocab: Vocab, keep_parens: bool, *, 
 
 
 class Trainer:
-    """Trains one run directory; `run` returns ``"done"``, ``"interrupted"`` or ``"time"``."""
+    """Trains one run directory.
+
+    ``resume``: continue the checkpoint in ``out`` (its config is used; ``epochs`` may
+    raise the total). ``max_minutes`` / ``max_steps`` bound this invocation: when reached,
+    the state is saved mid-epoch and `run` returns ``"time"`` / ``"steps"``; a first
+    Ctrl-C does the same and returns ``"interrupted"``; otherwise ``"done"``. Resuming
+    continues exactly where it stopped (same batches, same dropout masks on CPU).
+    """
 
     def __init__(self, out: str | Path, config: LogicConfig | None = None, *, resume: bool = False,
-                 epochs: int | None = None, max_minutes: float | None = None, device: str | None = None,
-                 progress: bool = True, data_dir: Path | None = None, log=print):
+                 epochs: int | None = None, max_minutes: float | None = None, max_steps: int | None = None,
+                 device: str | None = None, progress: bool = True, data_dir: Path | None = None, log=print):
         self.out = Path(out)
         self.max_minutes = max_minutes
+        self.max_steps = max_steps
         self.progress = progress
         self.data_dir = data_dir
         self.log = log
@@ -601,6 +609,17 @@ class Trainer:
         cfg = self.config
         start = time.monotonic()
         deadline = None if self.max_minutes is None else start + 60.0 * self.max_minutes
+        stop_step = None if self.max_steps is None else self.step + self.max_steps
+
+        def should_stop() -> str | None:
+            if flag["stop"]:
+                return "interrupted"
+            if deadline is not None and time.monotonic() > deadline:
+                return "time"
+            if stop_step is not None and self.step >= stop_step:
+                return "steps"
+            return None
+
         self.log(f"logic: {cfg.cell}, {sum(p.numel() for p in self.model.parameters()):,} parameters, "
                  f"{len(self.train_data):,} train / {len(self.valid_data):,} valid pairs (k <= {cfg.max_ops}), "
                  f"device {self.device}")
@@ -639,15 +658,17 @@ class Trainer:
                                             acc=f"{self.partial['correct'] / self.partial['seen']:.3f}")
                     if not math.isfinite(self.partial["loss"]):
                         raise RuntimeError(f"non-finite loss at step {self.step}")
-                    if flag["stop"] or (deadline is not None and time.monotonic() > deadline):
-                        status = "interrupted" if flag["stop"] else "time"
+                    status = should_stop() or "done"
+                    if status != "done" and self.batch < len(batches):
                         break
+                    status = "done"
                 self.elapsed += time.monotonic() - t0
                 if bar is not None:
                     bar.close()
                 if status != "done":
                     self.save()
-                    why = "interrupted" if status == "interrupted" else f"time budget of {self.max_minutes} min reached"
+                    why = {"interrupted": "interrupted", "time": f"time budget of {self.max_minutes} min reached",
+                           "steps": f"{self.max_steps} steps done"}[status]
                     self.log(f"{why}: saved epoch {self.epoch + 1} batch {self.batch}/{len(batches)} "
                              f"(step {self.step}) to {self.out / CHECKPOINT}; continue with --resume")
                     return status
@@ -670,21 +691,22 @@ class Trainer:
                 self.log(f"epoch {self.epoch}/{cfg.epochs}: train loss {record['train_loss']:.4f} "
                          f"acc {record['train_acc']:.4f} | valid acc {valid_acc:.4f}{' *' if improved else ''} "
                          f"| {record['elapsed_s']:.0f}s")
-                if flag["stop"] or (deadline is not None and time.monotonic() > deadline):
-                    status = "interrupted" if flag["stop"] else "time"
-                    self.log(f"stopped after epoch {self.epoch}; continue with --resume")
+                status = should_stop() or "done"
+                if status != "done" and self.epoch < cfg.epochs:
+                    self.log(f"stopped after epoch {self.epoch} ({status}); continue with --resume")
                     return status
+                status = "done"
         return status
 
 
-def train(out: str | Path, config: LogicConfig | None = None, **kwargs) -> str:
-    """Train (or resume, ``resume=True``) a run in ``out``; see `Trainer`. After a
-    completed training, the best model is evaluated on test0..test12 and ``results.json``
-    is written. Returns the status."""
+def train(out: str | Path, config: LogicConfig | None = None, *, eval_limit: int | None = None, **kwargs) -> str:
+    """Train (or resume, ``resume=True``) a run in ``out``; keyword arguments as `Trainer`.
+    After a completed training the best model is evaluated on test0..test12 (at most
+    ``eval_limit`` pairs per file) and ``results.json`` is written. Returns the status."""
     trainer = Trainer(out, config, **kwargs)
     status = trainer.run()
     if status == "done":
-        res = evaluate_run(trainer.out, device=trainer.device)
+        res = evaluate_run(trainer.out, device=trainer.device, limit=eval_limit)
         _atomic_write_text(trainer.out / RESULTS, json.dumps(res, indent=2) + "\n")
         trainer.log(format_table([res]))
     return status
