@@ -564,7 +564,8 @@ class Trainer:
         self.partial = {"loss": 0.0, "correct": 0, "seen": 0}  # running sums of the current epoch
         if state:
             self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-            _optimizer_from_flat(self.opt, {k: v.to(self.device) for k, v in tensors.items()}, state["optimizer"])
+            # Adam.load_state_dict moves the moments to the parameters' device ("step" stays on CPU)
+            _optimizer_from_flat(self.opt, tensors, state["optimizer"])
             p = state["progress"]
             self.epoch, self.batch, self.step, self.elapsed = p["epoch"], p["batch"], p["step"], p["elapsed"]
             self.history, self.best, self.partial = state["history"], state["best"], p["partial"]
