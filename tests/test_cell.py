@@ -64,7 +64,7 @@ def _one_step_with_logits(module_kind, variant, n, chunk, a_i, a_f, rest, c_prev
 
 @pytest.mark.parametrize("module_kind", ["layer", "cell"])
 @pytest.mark.parametrize("variant", ["paper", "symmetric"])
-def test_hard_limit_is_the_piecewise_rule(module_kind, variant):
+def test_hard_limit_is_the_piecewise_rule(module_kind, variant, impl):
     torch.manual_seed(0)
     m, chunk = 5, 2
     n = m * chunk
@@ -103,7 +103,7 @@ def test_hard_limit_is_the_piecewise_rule(module_kind, variant):
 
 @pytest.mark.parametrize("variant", ["paper", "symmetric"])
 @pytest.mark.parametrize("batch_sizes", [None, [3, 3, 2, 1]])
-def test_gradcheck_recurrence(variant, batch_sizes):
+def test_gradcheck_recurrence(variant, batch_sizes, impl):
     torch.manual_seed(0)
     T, B, n, chunk = 4, 3, 4, 2
     G = 4 * n + 2 * (n // chunk)

@@ -37,7 +37,7 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_equals_reference_padded(cfg):
+def test_equals_reference_padded(cfg, impl):
     T, B, d, n = 5, 3, 4, 6
     model = _make(input_size=d, hidden_size=n, **cfg)
     D = 2 if cfg["bidirectional"] else 1
@@ -71,7 +71,7 @@ def test_equals_reference_padded(cfg):
 
 
 @pytest.mark.parametrize("bidirectional,batch_first,variant", list(itertools.product([False, True], [False, True], ["paper", "symmetric"])))
-def test_equals_reference_packed(bidirectional, batch_first, variant):
+def test_equals_reference_packed(bidirectional, batch_first, variant, impl):
     lengths = [3, 6, 1, 4]
     B, d, n, L = len(lengths), 3, 4, 2
     model = _make(seed=1, input_size=d, hidden_size=n, num_layers=L, chunk_size=2,
@@ -164,7 +164,7 @@ def test_default_chunk_size():
     assert ONLSTM(3, 7).chunk_size == 7
 
 
-def test_dropconnect_one_mask_per_call_and_none_in_eval():
+def test_dropconnect_one_mask_per_call_and_none_in_eval(impl):
     p = 0.4
     model = _make(input_size=3, hidden_size=4, chunk_size=2, dropconnect=p)
     x = torch.randn(6, 2, 3, dtype=torch.double)

@@ -37,6 +37,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from . import kernels
+from .kernels import StepMatmul
+
 MASTER_INPUT_VARIANTS = ("paper", "symmetric")
 
 
@@ -115,7 +118,7 @@ def _reverse_cumsum(x: Tensor) -> Tensor:
     return x.sum(-1, keepdim=True) - torch.cumsum(x, -1) + x
 
 
-def recurrence_forward(
+def _forward_torch(
     x_proj: Tensor,
     weight_hh: Tensor,
     h0: Tensor,
@@ -182,7 +185,7 @@ def recurrence_forward(
     return h_all, c_all, mf_all, mi_all, gates, tanh_c, f_hat_all, i_hat_all
 
 
-def recurrence_backward(
+def _backward_torch(
     grad_h_all: Tensor,
     grad_h_n: Tensor,
     grad_c_n: Tensor,
@@ -269,6 +272,108 @@ def recurrence_backward(
     if T > 1:
         grad_w.addmm_(grad_gates[1:].reshape(-1, G).t(), h_all[:-1].reshape(-1, n))
     return grad_gates, grad_w, dh, dc
+
+
+# --------------------------------------------------------------------------------------
+# Fast path: the same loops with one fused native call per step (onlstm/_kernels.c) and
+# pre-packed recurrent weights. Same buffers, same results up to float rounding.
+# --------------------------------------------------------------------------------------
+
+
+def _ptr(t: Tensor, index: int = 0, row: int = 0) -> int:
+    """Address of ``t[index, row]`` for a contiguous (T, B, X) tensor (or (B, X) with index 0)."""
+    if t.dim() == 2:
+        return t.data_ptr() + row * t.shape[1] * t.element_size()
+    return t.data_ptr() + (index * t.shape[1] + row) * t.shape[2] * t.element_size()
+
+
+def _forward_fused(steps, x_proj, weight_hh, h0, c0, batch_sizes, chunk_size, symmetric):
+    forward_step = steps[0]
+    T, B, G = x_proj.shape
+    n = weight_hh.shape[1]
+    m = n // chunk_size
+    new = torch.zeros if batch_sizes is not None else torch.empty
+    opts = dict(dtype=x_proj.dtype, device=x_proj.device)
+    gates = torch.empty_like(x_proj)
+    h_all, c_all = new(T, B, n, **opts), new(T, B, n, **opts)
+    tanh_c, f_hat_all, i_hat_all = new(T, B, n, **opts), new(T, B, n, **opts), new(T, B, n, **opts)
+    mf_all, mi_all = new(T, B, m, **opts), new(T, B, m, **opts)
+    work = torch.empty(4 * n + 2 * m, **opts)
+    matmul = StepMatmul(weight_hh, B)
+    w_t = weight_hh.t()
+    h, c = h0.contiguous(), c0.contiguous()
+    for t in range(T):
+        b = B if batch_sizes is None else batch_sizes[t]
+        if matmul.packed is not None:  # gates = x_proj[t] + packed(U) h, summed inside the kernel
+            pre = matmul(h[:b])
+            xp, xp_stride, pre_ptr = _ptr(x_proj, t), G, pre.data_ptr()
+        else:
+            torch.addmm(x_proj[t, :b], h[:b], w_t, out=gates[t, :b])
+            xp, xp_stride, pre_ptr = None, 0, _ptr(gates, t)
+        c_prev = _ptr(c_all, t - 1) if t > 0 else c.data_ptr()
+        forward_step(
+            b, n, m, chunk_size, int(symmetric), xp, xp_stride, pre_ptr, _ptr(gates, t), c_prev,
+            _ptr(c_all, t), _ptr(tanh_c, t), _ptr(h_all, t), _ptr(f_hat_all, t), _ptr(i_hat_all, t),
+            _ptr(mf_all, t), _ptr(mi_all, t), work.data_ptr(),
+        )
+        h = h_all[t]
+    return h_all, c_all, mf_all, mi_all, gates, tanh_c, f_hat_all, i_hat_all
+
+
+def _backward_fused(steps, grad_h_all, grad_h_n, grad_c_n, grad_mf, grad_mi, weight_hh, h0, c0,
+                    h_all, c_all, mf_all, mi_all, gates, tanh_c, f_hat_all, i_hat_all,
+                    batch_sizes, chunk_size, symmetric):
+    backward_step = steps[1]
+    T, B, G = gates.shape
+    n = weight_hh.shape[1]
+    m = n // chunk_size
+    grad_h_all, grad_mf, grad_mi = grad_h_all.contiguous(), grad_mf.contiguous(), grad_mi.contiguous()
+    c0 = c0.contiguous()
+    grad_gates = torch.zeros_like(gates) if batch_sizes is not None else torch.empty_like(gates)
+    if batch_sizes is None:
+        dh, dc = grad_h_n.contiguous().clone(), grad_c_n.contiguous().clone()
+    else:
+        dh, dc = torch.zeros_like(grad_h_n).contiguous(), torch.zeros_like(grad_c_n).contiguous()
+    work = torch.empty(4 * n + 2 * m, dtype=gates.dtype, device=gates.device)
+    matmul = StepMatmul(weight_hh.t(), B)  # (b, G) @ (G, n)
+    for t in range(T - 1, -1, -1):
+        b = B if batch_sizes is None else batch_sizes[t]
+        if batch_sizes is not None:
+            lo = batch_sizes[t + 1] if t + 1 < T else 0
+            if lo < b:
+                dh[lo:b] = grad_h_n[lo:b]
+                dc[lo:b] = grad_c_n[lo:b]
+        c_prev = _ptr(c_all, t - 1) if t > 0 else c0.data_ptr()
+        backward_step(
+            b, n, m, chunk_size, int(symmetric), _ptr(gates, t), _ptr(mf_all, t), _ptr(mi_all, t),
+            _ptr(f_hat_all, t), _ptr(i_hat_all, t), _ptr(tanh_c, t), c_prev, _ptr(grad_h_all, t),
+            dh.data_ptr(), dc.data_ptr(), _ptr(grad_mf, t), _ptr(grad_mi, t), _ptr(grad_gates, t),
+            work.data_ptr(),
+        )
+        if matmul.packed is not None:
+            dh[:b] = matmul(grad_gates[t, :b])
+        else:
+            torch.mm(grad_gates[t, :b], weight_hh, out=dh[:b])
+    grad_w = grad_gates[0].t().mm(h0)
+    if T > 1:
+        grad_w.addmm_(grad_gates[1:].reshape(-1, G).t(), h_all[:-1].reshape(-1, n))
+    return grad_gates, grad_w, dh, dc
+
+
+def recurrence_forward(x_proj, weight_hh, h0, c0, batch_sizes, chunk_size, symmetric):
+    """The forward time loop (see :func:`_forward_torch`); fused native steps when available."""
+    steps = kernels.step_functions(x_proj.dtype, x_proj.device)
+    if steps is None:
+        return _forward_torch(x_proj, weight_hh, h0, c0, batch_sizes, chunk_size, symmetric)
+    return _forward_fused(steps, x_proj, weight_hh, h0, c0, batch_sizes, chunk_size, symmetric)
+
+
+def recurrence_backward(*args):
+    """The reverse time loop (see :func:`_backward_torch`); fused native steps when available."""
+    steps = kernels.step_functions(args[0].dtype, args[0].device)
+    if steps is None:
+        return _backward_torch(*args)
+    return _backward_fused(steps, *args)
 
 
 class Recurrence(torch.autograd.Function):

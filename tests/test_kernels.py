@@ -1,0 +1,53 @@
+"""The native fused step: it builds where a C compiler exists, and float32 agrees with the
+PyTorch fallback (float64 agreement with the reference is in test_layer / test_cell)."""
+
+import shutil
+
+import pytest
+import torch
+
+from onlstm import ONLSTM, kernels
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
+def test_kernel_builds_and_loads():
+    assert kernels.load() is not None
+    assert kernels.step_functions(torch.float32, torch.device("cpu")) is not None
+    assert kernels.step_functions(torch.float16, torch.device("cpu")) is None
+
+
+def test_loading_does_not_flush_subnormals():
+    kernels.load()
+    tiny = torch.tensor(1e-45, dtype=torch.float32)  # a subnormal
+    assert (tiny * 1.0).item() > 0
+
+
+def test_float32_fused_matches_fallback(monkeypatch):
+    torch.manual_seed(0)
+    model = ONLSTM(16, 40, num_layers=2, chunk_size=4, bidirectional=True)
+    x = torch.randn(9, 5, 16, requires_grad=True)
+    out, (h, c), d = model(x, return_distances=True)
+    (out.sum() + h.sum() + d.forget.sum()).backward()
+    grads = [x.grad.clone()] + [p.grad.clone() for p in model.parameters()]
+    monkeypatch.setenv("ONLSTM_NO_KERNEL", "1")
+    x.grad = None
+    model.zero_grad()
+    out2, (h2, c2), d2 = model(x, return_distances=True)
+    (out2.sum() + h2.sum() + d2.forget.sum()).backward()
+    grads2 = [x.grad] + [p.grad for p in model.parameters()]
+    assert torch.allclose(out, out2, atol=1e-5)
+    assert torch.allclose(d.forget, d2.forget, atol=1e-5)
+    for a, b in zip(grads, grads2):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_same_seed_same_numbers():
+    def run():
+        torch.manual_seed(3)
+        model = ONLSTM(8, 20, chunk_size=5, dropconnect=0.3)
+        x = torch.randn(6, 4, 8)
+        out, _ = model(x)
+        out.sum().backward()
+        return out.detach(), model.weight_hh_l0.grad
+    a, b = run(), run()
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
