@@ -1,0 +1,101 @@
+"""``onlstm train``: train a language model (argument parsing only; see onlstm.train)."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from dataclasses import fields
+
+from .. import train as task
+
+_HELP = {
+    "cell": "recurrent layer: onlstm or lstm (AWD-LSTM baseline through the same pipeline)",
+    "emb_size": "embedding size (= size of the last layer, decoder tied)",
+    "hidden_sizes": "output size of each recurrent layer, e.g. 1150 1150 400",
+    "chunk_size": "ON-LSTM chunk size (units per level)",
+    "master_input": "master input gate: paper (1 - cumax) or symmetric",
+    "dropout": "locked dropout on the last layer's output",
+    "dropouth": "locked dropout between layers",
+    "dropouti": "locked dropout on the embedded input",
+    "dropoute": "embedding dropout (whole words)",
+    "wdrop": "DropConnect on the recurrent weights",
+    "data": "folder with train.txt / valid.txt (/ test.txt); default: the bundled PTB",
+    "char_level": "character-level tokens (for unsegmented text such as Chinese)",
+    "lower": "lower-case the text",
+    "digits_to_N": "replace every run of digits by N",
+    "max_vocab": "vocabulary size cap (incl. <eos>, <unk>)",
+    "min_count": "minimum count for a word to enter the vocabulary",
+    "optimizer": "sgd (NT-ASGD, the paper's) or adam",
+    "lr": "learning rate", "clip": "gradient norm clipping (0: off)", "wdecay": "weight decay",
+    "alpha": "activation regularisation (AR) weight", "beta": "temporal activation regularisation (TAR) weight",
+    "batch_size": "training batch size (split across processes under torchrun)",
+    "eval_batch_size": "validation batch size", "bptt": "mean BPTT length",
+    "variable_bptt": "variable BPTT lengths as AWD-LSTM (true/false)",
+    "nonmono": "NT-ASGD non-monotone interval (epochs)", "asgd": "allow the switch to averaged SGD (true/false)",
+    "epochs": "stop after this many epochs",
+    "max_minutes": "stop (and checkpoint) after this much training time in total, over resumes",
+    "max_steps": "stop (and checkpoint) after this many batches in total",
+    "seed": "random seed", "log_interval": "batches between metric records",
+    "checkpoint_minutes": "minutes between mid-epoch checkpoints", "device": "cpu, cuda or cuda:N",
+    "threads": "torch CPU threads",
+}
+
+
+def _bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a language model (ON-LSTM or LSTM) with the paper's recipe",
+        description=("Train a word-level language model with the AWD-LSTM recipe of the ON-LSTM paper. "
+                     "Settings: --preset, then --config FILE (JSON or TOML), then individual flags. "
+                     "The run folder holds the best model (usable by evaluate/generate/parse), a resumable "
+                     "checkpoint and metrics.jsonl. Ctrl-C saves and exits; --resume continues. Run under "
+                     "torchrun --nproc_per_node=N for data-parallel training."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (created)")
+    p.add_argument("--preset", choices=sorted(task.PRESETS), default=None,
+                   help="paper (SPEC §4 exactly), cpu (about an hour on 2 cores), tiny (tests)")
+    p.add_argument("--config", metavar="FILE", help="JSON or TOML file of settings")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    group = p.add_argument_group("settings (default: the preset's, else the paper's)")
+    hints = typing.get_type_hints(task.TrainConfig)
+    for f in fields(task.TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        kw = dict(dest=f.name, default=None, help=_HELP.get(f.name, f.name))
+        if f.name == "hidden_sizes":
+            kw.update(type=int, nargs="+", metavar="N")
+        elif kind is bool:
+            kw.update(type=_bool, metavar="BOOL")
+        elif kind in (int, typing.Optional[int]):
+            kw.update(type=int)
+        elif kind in (float, typing.Optional[float]):
+            kw.update(type=float)
+        else:
+            kw.update(type=str)
+        if f.name == "cell":
+            kw["choices"] = ["onlstm", "lstm"]
+        if f.name == "optimizer":
+            kw["choices"] = ["sgd", "adam"]
+        group.add_argument(flag, **kw)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    overrides = {f.name: getattr(args, f.name) for f in fields(task.TrainConfig)}
+    if args.resume:
+        cfg = task.TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    else:
+        cfg = task.resolve_config(args.preset, args.config, overrides)
+    result = task.train(cfg, args.out, resume=args.resume)
+    best = f"{task.perplexity(result.best_valid_loss):.2f}" if result.best_valid_loss is not None else "n/a"
+    print(f"stopped ({result.stopped_by}) after {result.epochs_done} epoch(s), {result.steps} batches, "
+          f"{result.elapsed_minutes:.1f} min; best valid ppl {best}; run folder {result.run_dir}")
+    return 130 if result.stopped_by == "interrupt" else 0

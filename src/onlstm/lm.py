@@ -1,0 +1,325 @@
+"""`LanguageModel`: embedding -> stack of ON-LSTM (or LSTM) layers -> tied decoder.
+
+The AWD-LSTM recipe of the paper (SPEC §4): per-layer sizes (400 -> 1150 -> 1150 -> 400),
+decoder tied to the embedding, embedding dropout (whole words), locked (variational)
+dropout on the input, between layers and on the output, DropConnect on the recurrent
+weights (one mask per forward call), and the activation regularisers AR / TAR computed
+from the last layer's outputs. ``cell="lstm"`` builds the same model with
+``torch.nn.LSTM`` layers (AWD-LSTM), so comparisons run through one pipeline.
+
+A model folder holds ``model.safetensors`` (weights), ``config.json`` and ``vocab.json``;
+:meth:`LanguageModel.save_pretrained` / :meth:`LanguageModel.from_pretrained` write and read
+it, never unpickling anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import __version__
+from .data import EOS, TextOptions, Vocabulary, tokenize
+from .errors import UserError
+from .layer import ONLSTM, drop_connect
+
+CONFIG_FORMAT = "onlstm-language-model"
+CONFIG_VERSION = 1
+WEIGHTS_FILE, CONFIG_FILE, VOCAB_FILE = "model.safetensors", "config.json", "vocab.json"
+
+
+@dataclass
+class LMConfig:
+    """Everything that defines a language model's architecture (saved as config.json)."""
+
+    vocab_size: int
+    emb_size: int = 400
+    hidden_sizes: List[int] = field(default_factory=lambda: [1150, 1150, 400])  # output size of each layer
+    cell: str = "onlstm"  # "onlstm" or "lstm"
+    chunk_size: int = 10
+    master_input: str = "paper"
+    dropout: float = 0.45  # locked dropout on the last layer's output
+    dropouth: float = 0.3  # locked dropout between layers
+    dropouti: float = 0.5  # locked dropout on the embedded input
+    dropoute: float = 0.1  # embedding dropout (whole words)
+    wdrop: float = 0.45  # DropConnect on the recurrent weights
+    text: dict = field(default_factory=lambda: TextOptions().to_dict())
+
+    def __post_init__(self):
+        if self.cell not in ("onlstm", "lstm"):
+            raise UserError(f"cell must be 'onlstm' or 'lstm', got {self.cell!r}")
+        if not self.hidden_sizes:
+            raise UserError("hidden_sizes must list at least one layer size")
+        if self.hidden_sizes[-1] != self.emb_size:
+            raise UserError(
+                f"the last layer size ({self.hidden_sizes[-1]}) must equal emb_size ({self.emb_size}) to tie the decoder"
+            )
+        if self.cell == "onlstm":
+            for n in self.hidden_sizes:
+                if n % self.chunk_size:
+                    raise UserError(f"chunk_size={self.chunk_size} must divide every layer size; {n} is not divisible")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LMConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UserError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class LMOutput(NamedTuple):
+    """``logits`` (T, B, V); ``hidden``: per-layer (h, c) states; ``last_raw`` / ``last_dropped``:
+    the last layer's outputs before / after output dropout (for TAR / AR); ``distances``:
+    per-layer forget distances (L, T, B) when asked for, else None."""
+
+    logits: Tensor
+    hidden: list
+    last_raw: Tensor
+    last_dropped: Tensor
+    distances: Optional[Tensor]
+
+
+def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Variational dropout: one mask per sequence, shared over time. x: (T, B, F)."""
+    if not training or p == 0.0:
+        return x
+    mask = x.new_empty(1, x.shape[1], x.shape[2]).bernoulli_(1.0 - p) / (1.0 - p)
+    return x * mask
+
+
+def embedding_dropout(weight: Tensor, p: float, training: bool) -> Tensor:
+    """Drop whole words: zero rows of the embedding matrix with probability p."""
+    if not training or p == 0.0:
+        return weight
+    mask = weight.new_empty(weight.shape[0], 1).bernoulli_(1.0 - p) / (1.0 - p)
+    return weight * mask
+
+
+class WeightDropLSTM(nn.Module):
+    """A one-layer ``nn.LSTM`` with DropConnect on ``weight_hh_l0`` (AWD-LSTM's weight drop),
+    inverted like ours; shaped like a one-layer :class:`~onlstm.ONLSTM`."""
+
+    def __init__(self, input_size: int, hidden_size: int, wdrop: float):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size)
+        self.wdrop = wdrop
+
+    def forward(self, x: Tensor, hx=None):
+        if self.training and self.wdrop > 0:
+            params = dict(self.lstm.named_parameters())
+            params["weight_hh_l0"] = drop_connect(params["weight_hh_l0"], self.wdrop, True)
+            return torch.func.functional_call(self.lstm, params, (x, hx))
+        return self.lstm(x, hx)
+
+
+class LanguageModel(nn.Module):
+    """Word-level language model with an ON-LSTM (or LSTM) stack and a tied decoder.
+
+    ``forward(tokens, hidden=None, return_distances=False)``: ``tokens`` (T, B) ids; returns
+    :class:`LMOutput`. ``vocab`` (a :class:`~onlstm.data.Vocabulary`) is attached when the model
+    is built by :meth:`from_pretrained` or the training pipeline.
+    """
+
+    def __init__(self, config: LMConfig, vocab: Optional[Vocabulary] = None):
+        super().__init__()
+        self.config = config
+        self.vocab = vocab
+        self.training_info: Optional[dict] = None  # set by from_pretrained (e.g. the training data folder)
+        if vocab is not None and len(vocab) != config.vocab_size:
+            raise UserError(f"vocabulary has {len(vocab)} tokens but the config says vocab_size={config.vocab_size}")
+        c = config
+        self.encoder = nn.Embedding(c.vocab_size, c.emb_size)
+        sizes = [c.emb_size] + list(c.hidden_sizes)
+        layers = []
+        for k in range(len(c.hidden_sizes)):
+            if c.cell == "onlstm":
+                layers.append(ONLSTM(sizes[k], sizes[k + 1], chunk_size=c.chunk_size, dropconnect=c.wdrop,
+                                     master_input=c.master_input))
+            else:
+                layers.append(WeightDropLSTM(sizes[k], sizes[k + 1], c.wdrop))
+        self.rnns = nn.ModuleList(layers)
+        self.decoder = nn.Linear(c.emb_size, c.vocab_size)
+        self.decoder.weight = self.encoder.weight  # tied
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+
+    @property
+    def text_options(self) -> TextOptions:
+        return TextOptions.from_dict(self.config.text)
+
+    def init_hidden(self, batch_size: int) -> list:
+        w = self.encoder.weight
+        return [(w.new_zeros(1, batch_size, n), w.new_zeros(1, batch_size, n)) for n in self.config.hidden_sizes]
+
+    def forward(self, tokens: Tensor, hidden: Optional[list] = None, return_distances: bool = False) -> LMOutput:
+        c = self.config
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must be (seq, batch), got shape {tuple(tokens.shape)}")
+        if hidden is None:
+            hidden = self.init_hidden(tokens.shape[1])
+        weight = embedding_dropout(self.encoder.weight, c.dropoute, self.training)
+        x = locked_dropout(F.embedding(tokens, weight), c.dropouti, self.training)
+        new_hidden, distances = [], []
+        for k, rnn in enumerate(self.rnns):
+            if return_distances and c.cell == "onlstm":
+                x, h, dist = rnn(x, hidden[k], return_distances=True)
+                distances.append(dist.forget[0])
+            else:
+                x, h = rnn(x, hidden[k])
+            new_hidden.append(h)
+            if k < len(self.rnns) - 1:
+                x = locked_dropout(x, c.dropouth, self.training)
+        last_raw = x
+        last_dropped = locked_dropout(x, c.dropout, self.training)
+        logits = self.decoder(last_dropped)
+        dist = torch.stack(distances) if distances else None
+        return LMOutput(logits, new_hidden, last_raw, last_dropped, dist)
+
+    # ----------------------------------------------------------------------------------
+    # Sentences: log-probabilities and distances, in padded batches
+    # ----------------------------------------------------------------------------------
+    def encode_sentence(self, sentence) -> List[int]:
+        """Token ids of a sentence (a string is tokenized with the model's text options)."""
+        if self.vocab is None:
+            raise UserError("this model has no vocabulary attached")
+        tokens = tokenize(sentence, self.text_options) if isinstance(sentence, str) else list(sentence)
+        return self.vocab.encode(tokens)
+
+    def _padded(self, id_lists: Sequence[Sequence[int]], pad: int):
+        device = self.encoder.weight.device
+        T = max(len(s) for s in id_lists)
+        batch = torch.full((T, len(id_lists)), pad, dtype=torch.long)
+        for b, s in enumerate(id_lists):
+            batch[: len(s), b] = torch.as_tensor(s, dtype=torch.long)
+        return batch.to(device)
+
+    @torch.no_grad()
+    def sentence_logprobs(self, sentences: Sequence, batch_size: int = 64) -> List[float]:
+        """Total natural-log probability of each sentence, ``<eos>`` included, fresh state each.
+
+        Sentences are fed as ``<eos> w_1 .. w_T`` predicting ``w_1 .. w_T <eos>``; right padding
+        cannot affect the real positions of a left-to-right model, so batches are padded."""
+        was_training = self.training
+        self.eval()
+        eos = self.vocab.index(EOS)
+        ids = [self.encode_sentence(s) for s in sentences]
+        out: List[float] = [0.0] * len(ids)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            inputs = self._padded([[eos] + ids[i] for i in chunk], eos)
+            targets = self._padded([ids[i] + [eos] for i in chunk], eos)
+            logp = torch.log_softmax(self(inputs).logits.float(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            for b, i in enumerate(chunk):
+                out[i] = float(logp[: len(ids[i]) + 1, b].sum())
+        self.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def sentence_distances(self, sentences: Sequence, batch_size: int = 64) -> List[Tensor]:
+        """Forget distances of every layer for each sentence: a list of (layers, T) tensors.
+
+        As the paper's parser: ``<eos> w_1 .. w_T <eos>`` with a fresh zero state, the two
+        boundary positions dropped. Batched with right padding (harmless, see above)."""
+        if self.config.cell != "onlstm":
+            raise UserError("distances need an ON-LSTM model (this one has cell='lstm')")
+        was_training = self.training
+        self.eval()
+        eos = self.vocab.index(EOS)
+        ids = [self.encode_sentence(s) for s in sentences]
+        out: List[Tensor] = [None] * len(ids)  # type: ignore[list-item]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            inputs = self._padded([[eos] + ids[i] + [eos] for i in chunk], eos)
+            dist = self(inputs, return_distances=True).distances  # (L, T, B)
+            for b, i in enumerate(chunk):
+                out[i] = dist[:, 1 : len(ids[i]) + 1, b].float().cpu()
+        self.train(was_training)
+        return out
+
+    # ----------------------------------------------------------------------------------
+    # Save / load
+    # ----------------------------------------------------------------------------------
+    def weights_for_saving(self) -> dict:
+        """State dict without the tied decoder weight (safetensors refuses shared tensors)."""
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if k != "decoder.weight"}
+
+    def save_pretrained(self, path, extra_config: Optional[dict] = None) -> None:
+        """Write model.safetensors, config.json and vocab.json into ``path`` (atomically per file)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / (WEIGHTS_FILE + ".tmp")
+        save_file(self.weights_for_saving(), str(tmp), metadata={"format": CONFIG_FORMAT})
+        os.replace(tmp, path / WEIGHTS_FILE)
+        config = {"format": CONFIG_FORMAT, "version": CONFIG_VERSION, "onlstm_version": __version__,
+                  "model": asdict(self.config)}
+        if extra_config:
+            config.update(extra_config)
+        tmp = path / (CONFIG_FILE + ".tmp")
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        os.replace(tmp, path / CONFIG_FILE)
+        if self.vocab is not None:
+            self.vocab.save(path / VOCAB_FILE)
+
+    @classmethod
+    def from_pretrained(cls, path, map_location="cpu") -> "LanguageModel":
+        """Load a model folder written by :meth:`save_pretrained` (or a training run folder)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.is_dir():
+            raise UserError(f"{path}: not a model folder (no such directory)")
+        config_path = path / CONFIG_FILE
+        if not config_path.is_file() or not (path / WEIGHTS_FILE).is_file():
+            raise UserError(f"{path}: not a model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE}; "
+                            "a training run folder has them once its first epoch is validated)")
+        try:
+            raw = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise UserError(f"{config_path}: not valid JSON ({err})") from None
+        if not isinstance(raw, dict) or raw.get("format") != CONFIG_FORMAT:
+            raise UserError(f"{config_path}: not an onlstm language model config")
+        if raw.get("version") != CONFIG_VERSION:
+            raise UserError(f"{config_path}: config version {raw.get('version')} is not supported "
+                            f"(this onlstm {__version__} reads version {CONFIG_VERSION})")
+        config = LMConfig.from_dict(raw["model"])
+        vocab = Vocabulary.load(path / VOCAB_FILE)
+        model = cls(config, vocab)
+        try:
+            state = load_file(str(path / WEIGHTS_FILE), device=str(map_location))
+        except (SafetensorError, OSError) as err:
+            raise UserError(f"{path / WEIGHTS_FILE}: cannot read weights ({err})") from None
+        state["decoder.weight"] = state.get("encoder.weight")
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise UserError(f"{path / WEIGHTS_FILE}: weights do not match the config "
+                            f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        for k, v in state.items():
+            if v.shape != expected[k].shape:
+                raise UserError(f"{path / WEIGHTS_FILE}: {k} has shape {tuple(v.shape)}, "
+                                f"the config needs {tuple(expected[k].shape)}")
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+        model.training_info = raw.get("training")
+        model.eval()
+        return model
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50.0))
