@@ -106,7 +106,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # The best found for about an hour on 2 CPU cores (see docs/results.md for the experiments).
     "cpu": dict(emb_size=256, hidden_sizes=[640, 640, 256], chunk_size=8, dropout=0.3, dropouth=0.2,
                 dropouti=0.3, dropoute=0.05, wdrop=0.2, batch_size=32, bptt=50, epochs=1000, max_minutes=60,
-                lr=30.0, log_interval=100),
+                optimizer="adam", lr=0.002, wdecay=0.0, log_interval=100),
     # For tests: seconds on a laptop.
     "tiny": dict(emb_size=16, hidden_sizes=[24, 16], chunk_size=4, dropout=0.1, dropouth=0.1, dropouti=0.1,
                  dropoute=0.0, wdrop=0.1, batch_size=4, eval_batch_size=4, bptt=10, epochs=2, lr=10.0,
@@ -387,24 +387,35 @@ class _Averaged:
                 p.data.copy_(v)
 
 
-def train(cfg: TrainConfig, run_dir, resume: bool = False, log: Callable[[str], None] = print,
-          progress: Optional[bool] = None) -> TrainResult:
-    """Train (or resume) a language model into ``run_dir``. See the module docstring."""
+def train(cfg: Optional[TrainConfig], run_dir, resume: bool = False, log: Callable[[str], None] = print,
+          progress: Optional[bool] = None, resume_overrides: Optional[Dict[str, Any]] = None) -> TrainResult:
+    """Train (or resume) a language model into ``run_dir``. See the module docstring.
+
+    With ``resume=True`` the run's saved settings are used (``cfg`` may be None), updated by
+    ``resume_overrides`` (e.g. a longer ``epochs`` or ``max_minutes``, a lower ``lr``)."""
     run_dir = Path(run_dir)
+    ckpt_path = run_dir / CHECKPOINT_FILE
+    ckpt_tensors, ckpt_state = (None, None)
+    changed: Dict[str, Any] = {}
+    if resume:
+        ckpt_tensors, ckpt_state = load_checkpoint(ckpt_path)
+        values = dict(ckpt_state["config"])
+        changed = {k: v for k, v in (resume_overrides or {}).items() if v is not None}
+        unknown = set(changed) - set(TrainConfig.field_names())
+        if unknown:
+            raise UserError(f"unknown training settings: {sorted(unknown)}")
+        fixed = {"cell", "emb_size", "hidden_sizes", "chunk_size", "master_input", "data", "char_level", "lower",
+                 "digits_to_N", "max_vocab", "min_count", "batch_size", "bptt", "variable_bptt", "seed"}
+        clash = sorted(k for k in set(changed) & fixed if changed[k] != values.get(k))
+        if clash:
+            raise UserError(f"cannot change {', '.join(clash)} when resuming {run_dir}")
+        values.update(changed)
+        cfg = TrainConfig(**values)
+    elif ckpt_path.exists():
+        raise UserError(f"{run_dir} already holds a training run; use --resume to continue it or choose another --out")
     info = setup_distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    ckpt_path = run_dir / CHECKPOINT_FILE
-    ckpt_tensors, ckpt_state = (None, None)
-    if resume:
-        ckpt_tensors, ckpt_state = load_checkpoint(ckpt_path)
-        saved_cfg = TrainConfig(**ckpt_state["config"])
-        # limits may be changed on resume; everything else must match the run
-        for name in ("epochs", "max_minutes", "max_steps", "log_interval", "checkpoint_minutes", "device", "threads"):
-            setattr(saved_cfg, name, getattr(cfg, name))
-        cfg = saved_cfg
-    elif ckpt_path.exists():
-        raise UserError(f"{run_dir} already holds a training run; use --resume to continue it or choose another --out")
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -448,6 +459,11 @@ def train(cfg: TrainConfig, run_dir, resume: bool = False, log: Callable[[str], 
         opt_kind = st["optimizer_kind"]
         optimizer = _make_optimizer(opt_kind, params, cfg)
         optimizer.load_state_dict(st["optimizer"])
+        for group in optimizer.param_groups:  # settings changed on resume take effect
+            if "lr" in changed:
+                group["lr"] = cfg.lr
+            if "wdecay" in changed:
+                group["weight_decay"] = cfg.wdecay
         epoch, steps, elapsed = st["epoch"], st["steps"], st["elapsed_seconds"]
         valid_history, best_valid = st["valid_history"], st["best_valid"]
         metric_lines = st["metric_lines"]

@@ -7,6 +7,7 @@ import typing
 from dataclasses import fields
 
 from .. import train as task
+from ..errors import UserError
 
 _HELP = {
     "cell": "recurrent layer: onlstm or lstm (AWD-LSTM baseline through the same pipeline)",
@@ -91,10 +92,12 @@ def register(subparsers) -> None:
 def run(args) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(task.TrainConfig)}
     if args.resume:
-        cfg = task.TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+        if args.preset or args.config:
+            raise UserError("--resume continues a run with its own settings; --preset/--config cannot be combined "
+                            "with it (individual flags such as --epochs or --max-minutes can)")
+        result = task.train(None, args.out, resume=True, resume_overrides=overrides)
     else:
-        cfg = task.resolve_config(args.preset, args.config, overrides)
-    result = task.train(cfg, args.out, resume=args.resume)
+        result = task.train(task.resolve_config(args.preset, args.config, overrides), args.out)
     best = f"{task.perplexity(result.best_valid_loss):.2f}" if result.best_valid_loss is not None else "n/a"
     print(f"stopped ({result.stopped_by}) after {result.epochs_done} epoch(s), {result.steps} batches, "
           f"{result.elapsed_minutes:.1f} min; best valid ppl {best}; run folder {result.run_dir}")

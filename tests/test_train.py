@@ -1,0 +1,132 @@
+"""Training: loss goes down, exact resume, NaN stop, config resolution, DDP equality."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from onlstm import train as T
+from onlstm.errors import UserError
+from lm_helpers import write_small_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_small_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def _cfg(corpus, **kw):
+    return T.resolve_config("tiny", overrides=dict(data=str(corpus), log_interval=5, **kw))
+
+
+def _valid_losses(run):
+    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "valid"]
+
+
+def _train_losses(run):
+    return [r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
+
+
+def test_tiny_loss_goes_down_and_run_is_a_model_folder(corpus, tmp_path):
+    res = T.train(_cfg(corpus, epochs=3), tmp_path / "run", log=lambda s: None, progress=False)
+    assert res.stopped_by == "epochs" and res.epochs_done == 3
+    losses = _train_losses(tmp_path / "run")
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.5
+    valid = _valid_losses(tmp_path / "run")
+    assert len(valid) == 3 and valid[-1] < 6.0
+    from onlstm.lm import LanguageModel
+
+    model = LanguageModel.from_pretrained(tmp_path / "run")
+    ev = T.evaluate_model(model, "valid", str(corpus), batch_size=4, bptt=10, progress=False)
+    assert abs(ev["loss"] - min(valid)) < 1e-4  # the folder holds the best model
+
+
+def test_resume_gives_the_same_losses(corpus, tmp_path):
+    T.train(_cfg(corpus, epochs=3), tmp_path / "full", log=lambda s: None, progress=False)
+    first = T.train(_cfg(corpus, epochs=3, max_steps=200), tmp_path / "cut", log=lambda s: None, progress=False)
+    assert first.stopped_by == "max_steps"
+    again = T.train(None, tmp_path / "cut", resume=True, log=lambda s: None, progress=False,
+                    resume_overrides={"max_steps": 10**9})
+    assert again.stopped_by == "epochs"
+    assert _valid_losses(tmp_path / "full") == _valid_losses(tmp_path / "cut")
+    assert _train_losses(tmp_path / "full") == _train_losses(tmp_path / "cut")
+
+
+def test_existing_run_needs_resume(corpus, tmp_path):
+    T.train(_cfg(corpus, max_steps=3), tmp_path / "r", log=lambda s: None, progress=False)
+    with pytest.raises(UserError, match="--resume"):
+        T.train(_cfg(corpus, max_steps=3), tmp_path / "r", log=lambda s: None, progress=False)
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_checkpoint(corpus, tmp_path):
+    T.train(_cfg(corpus, max_steps=5), tmp_path / "r", log=lambda s: None, progress=False)
+    before = (tmp_path / "r" / "checkpoint.safetensors").read_bytes()
+    with pytest.raises(T.TrainingDiverged, match="last good checkpoint"):
+        T.train(None, tmp_path / "r", resume=True, log=lambda s: None, progress=False,
+                resume_overrides=dict(max_steps=50, lr=1e38, clip=0.0))
+    with pytest.raises(UserError, match="cannot change hidden_sizes"):
+        T.train(None, tmp_path / "r", resume=True, resume_overrides=dict(hidden_sizes=[8, 16]))
+    assert (tmp_path / "r" / "checkpoint.safetensors").read_bytes() == before
+
+
+def test_config_file_and_overrides(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('lr = 5.0\nhidden_sizes = [32, 16]\n')
+    cfg = T.resolve_config("tiny", str(f), {"lr": 7.0})
+    assert cfg.lr == 7.0 and cfg.hidden_sizes == [32, 16] and cfg.emb_size == 16
+    with pytest.raises(UserError, match="unknown training settings"):
+        T.resolve_config("tiny", overrides={"nope": 1})
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(UserError, match="bad.json"):
+        T.resolve_config("tiny", str(bad))
+    with pytest.raises(UserError, match="preset"):
+        T.resolve_config("huge")
+
+
+def test_lstm_baseline_trains_through_the_same_pipeline(corpus, tmp_path):
+    res = T.train(_cfg(corpus, cell="lstm", max_steps=20), tmp_path / "lstm", log=lambda s: None, progress=False)
+    assert res.steps == 20
+
+
+def _weights(path):
+    with safe_open(str(path), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_ddp_step_equals_single_process_step(corpus, tmp_path):
+    common = ["--preset", "tiny", "--data", str(corpus), "--max-steps", "1", "--dropout", "0", "--dropouth", "0",
+              "--dropouti", "0", "--dropoute", "0", "--wdrop", "0", "--threads", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    single = subprocess.run([sys.executable, "-m", "onlstm", "train", "--out", str(tmp_path / "single")] + common,
+                            capture_output=True, text=True, env=env)
+    assert single.returncode == 0, single.stderr
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+                          "-m", "onlstm", "train", "--out", str(tmp_path / "ddp")] + common,
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a, b = _weights(tmp_path / "single" / "checkpoint.safetensors"), _weights(tmp_path / "ddp" / "checkpoint.safetensors")
+    assert a.keys() == b.keys()
+    start = _weights_initial(corpus)
+    moved = False
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+        moved |= not torch.equal(a[k], start[k])
+    assert moved  # the step changed the weights
+
+
+def _weights_initial(corpus):
+    from onlstm.data import load_corpus
+    from onlstm.lm import LanguageModel
+
+    cfg = T.resolve_config("tiny", overrides=dict(data=str(corpus)))
+    torch.manual_seed(cfg.seed)
+    vocab = load_corpus(str(corpus), required=("train", "valid")).vocab
+    model = LanguageModel(cfg.model_config(len(vocab)), vocab)
+    return {f"model.{k}": v for k, v in model.state_dict().items() if k != "decoder.weight"}
