@@ -527,7 +527,7 @@ def train(cfg: Optional[TrainConfig], run_dir, resume: bool = False, log: Callab
     t_start = time.time()
     last_checkpoint = [t_start]
     stopped_by = "epochs"
-    show = progress if progress is not None else info.is_main
+    show = progress if progress is not None else (info.is_main and sys.stderr.isatty())
     V = len(vocab)
     with _Interrupt() as interrupt:
         while epoch <= cfg.epochs:
@@ -574,7 +574,7 @@ def train(cfg: Optional[TrainConfig], run_dir, resume: bool = False, log: Callab
                     tok_s = total_tokens * info.world_size / max(time.time() - group_start, 1e-9)
                     write_metric(dict(kind="train", epoch=epoch, step=steps, loss=cur, ppl=perplexity(cur), lr=lr,
                                       tokens_per_s=tok_s, minutes=(elapsed + time.time() - t_start) / 60))
-                    if not show:
+                    if not show and info.is_main:
                         log(f"epoch {epoch} step {steps}: loss {cur:.3f} ppl {perplexity(cur):.1f} {tok_s:.0f} tok/s")
                     total_loss, total_tokens, group_start = 0.0, 0, time.time()
                 minutes = (elapsed + time.time() - t_start) / 60

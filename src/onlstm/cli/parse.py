@@ -1,0 +1,113 @@
+"""``onlstm parse``: sentences in, trees out (argument parsing and printing only)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .. import parse as task
+from .. import trees as T
+from ..errors import UserError
+from .common import add_model_argument, load_model
+
+FORMATS = ("bracket", "json", "tree", "table")
+
+
+def layer_argument(text: str):
+    if text == "mean":
+        return "mean"
+    try:
+        k = int(text)
+    except ValueError:
+        raise UserError(f"--layer must be a layer number (1-based) or 'mean', got {text!r}") from None
+    return k - 1
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "parse", help="parse sentences into unsupervised constituency trees",
+        description=("Parse sentences with an ON-LSTM language model: the master forget gate read as a syntactic "
+                     "distance between words, decoded top-down into a binary tree (SPEC §2). Sentences come "
+                     "from the arguments, --file (one per line) or standard input."))
+    p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to parse (quote each one)")
+    p.add_argument("--file", metavar="FILE", help="read sentences from FILE, one per line ('-' for stdin)")
+    add_model_argument(p)
+    p.add_argument("--layer", default=None, metavar="N|mean",
+                   help="layer whose distances build the tree (1-based; default: the middle one) or 'mean'")
+    p.add_argument("--decoder", choices=sorted(task.DECODERS), default="greedy",
+                   help="greedy: the published [left, [w_k, right]]; split: cut at the maximum after the first word")
+    p.add_argument("--format", choices=FORMATS, default="bracket",
+                   help="bracket (w (w w)), json nested lists, tree drawn in the terminal, or table of distances")
+    p.add_argument("--plot", metavar="FILE.png|FILE.svg",
+                   help="draw the distances of every layer under the words (several sentences: FILE-1.png, ...)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per padded batch")
+    p.set_defaults(func=run)
+
+
+def _read_sentences(args):
+    if args.file and args.sentences:
+        raise UserError("give sentences either as arguments or with --file, not both")
+    if args.file:
+        if args.file == "-":
+            lines = sys.stdin.read().splitlines()
+            source = "stdin"
+        else:
+            path = Path(args.file)
+            if not path.is_file():
+                raise UserError(f"{args.file}: no such file")
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError as err:
+                raise UserError(f"{args.file}: not UTF-8 text ({err})") from None
+            source = args.file
+    elif args.sentences:
+        return list(args.sentences)
+    elif not sys.stdin.isatty():
+        lines = sys.stdin.read().splitlines()
+        source = "stdin"
+    else:
+        raise UserError("no sentence given: pass sentences as arguments, --file FILE, or pipe them on stdin")
+    sentences = [line for line in lines if line.strip()]
+    skipped = len(lines) - len(sentences)
+    if skipped:
+        print(f"note: skipped {skipped} empty line(s) of {source}", file=sys.stderr)
+    return sentences
+
+
+def run(args) -> int:
+    sentences = _read_sentences(args)
+    if not sentences:
+        raise UserError("no sentence to parse (every line was empty)")
+    model, _ = load_model(args.model)
+    if model.config.cell != "onlstm":
+        raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
+    layer = layer_argument(args.layer) if args.layer is not None else None
+    parsed = task.parse(model, sentences, layer, args.decoder, args.batch_size, progress=len(sentences) > 256)
+    oov = sum(p.oov for p in parsed)
+    if oov:
+        print(f"warning: {oov} word(s) not in the model's vocabulary were read as <unk>", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps([p.to_dict() for p in parsed], ensure_ascii=False, indent=None))
+    for i, p in enumerate(parsed):
+        if args.format == "bracket":
+            print(T.to_bracketed(p.tree))
+        elif args.format == "tree":
+            print(T.draw(p.tree))
+            if i < len(parsed) - 1:
+                print()
+        elif args.format == "table":
+            print(task.distance_table(p))
+            print(f"tree ({p.layer}): {T.to_bracketed(p.tree)}")
+            if i < len(parsed) - 1:
+                print()
+    if args.plot:
+        from ..plots import plot_distances
+
+        base = Path(args.plot)
+        for i, p in enumerate(parsed):
+            path = base if len(parsed) == 1 else base.with_name(f"{base.stem}-{i + 1}{base.suffix}")
+            names = {f"layer {k + 1}": p.distances[k].tolist() for k in range(p.distances.shape[0])}
+            plot_distances(p.words, names, path, title=T.to_bracketed(p.tree))
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
