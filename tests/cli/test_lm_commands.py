@@ -1,0 +1,74 @@
+"""The model commands end to end on a tiny trained model: parse, evaluate, generate, syneval."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from onlstm import train as T
+from onlstm.cli import main
+from lm_helpers import write_small_corpus
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    corpus = write_small_corpus(root / "corpus")
+    cfg = T.resolve_config("tiny", overrides=dict(data=str(corpus), epochs=1, hidden_sizes=[24, 24, 16]))
+    T.train(cfg, root / "run", log=lambda s: None, progress=False)
+    return root / "run"
+
+
+def run_cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "onlstm", *map(str, args)], capture_output=True, text=True,
+                          input=stdin, timeout=300)
+
+
+def test_parse_formats(tiny_model, tmp_path, capsys):
+    assert main(["parse", "the cat sat on the mat", "--model", str(tiny_model)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("(") and out.count("cat") == 1
+    assert main(["parse", "the cat sat", "--model", str(tiny_model), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["words"] == ["the", "cat", "sat"] and len(data[0]["distances"]) == 3
+    assert main(["parse", "the cat sat", "--model", str(tiny_model), "--format", "table", "--layer", "mean"]) == 0
+    assert "layer  3" in capsys.readouterr().out
+    assert main(["parse", "the cat sat", "--model", str(tiny_model), "--format", "tree", "--plot",
+                 str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_parse_stdin_skips_empty_lines_and_warns_oov(tiny_model):
+    res = run_cli("parse", "--model", tiny_model, stdin="the cat\n\nzyzzyva sat here\n")
+    assert res.returncode == 0, res.stderr
+    assert len(res.stdout.strip().splitlines()) == 2
+    assert "skipped 1 empty line" in res.stderr and "<unk>" in res.stderr
+
+
+def test_parse_user_errors_exit_2_without_traceback(tiny_model, tmp_path):
+    for args in (["parse", "x", "--model", tmp_path / "nope"], ["parse", "x", "--model", tiny_model, "--layer", "9"],
+                 ["parse", "--file", tmp_path / "missing.txt", "--model", tiny_model],
+                 ["evaluate", tiny_model, "--split", tmp_path / "missing.txt"],
+                 ["generate", tiny_model, "--temperature", "0"]):
+        res = run_cli(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert "Traceback" not in res.stderr and "error" in res.stderr
+
+
+def test_evaluate_and_generate(tiny_model, capsys):
+    assert main(["evaluate", str(tiny_model), "--split", "valid", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["tokens"] > 100 and 1 < result["perplexity"] < 2000
+    assert abs(result["bits_per_token"] * 0.6931471805599453 - result["loss"]) < 1e-9
+    assert main(["generate", str(tiny_model), "--prompt", "the company", "--tokens", "5", "--seed", "3"]) == 0
+    first = capsys.readouterr().out
+    assert main(["generate", str(tiny_model), "--prompt", "the company", "--tokens", "5", "--seed", "3"]) == 0
+    assert capsys.readouterr().out == first and first.startswith("the company")
+
+
+def test_syneval_small_slice(tiny_model, capsys):
+    assert main(["syneval", str(tiny_model), "--limit", "5", "--constructions", "simple_agrmt", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (result,) = data.values()
+    assert result["constructions"]["simple_agrmt"]["items_scored"] == 5
