@@ -118,6 +118,27 @@ def _reverse_cumsum(x: Tensor) -> Tensor:
     return x.sum(-1, keepdim=True) - torch.cumsum(x, -1) + x
 
 
+def _backward_buffers(gates, grad_h_n, grad_c_n, batch_sizes):
+    """Gradient buffer of the gates and the carried (dh, dc), contiguous."""
+    grad_gates = torch.zeros_like(gates) if batch_sizes is not None else torch.empty_like(gates)
+    if batch_sizes is None:
+        return grad_gates, grad_h_n.contiguous().clone(), grad_c_n.contiguous().clone()
+    # packed: a row's final-state gradient enters at its own last step (_enter_final_grads)
+    return grad_gates, torch.zeros_like(grad_h_n).contiguous(), torch.zeros_like(grad_c_n).contiguous()
+
+
+def _enter_final_grads(t, B, batch_sizes, dh, dc, grad_h_n, grad_c_n) -> int:
+    """Active rows at step t; rows whose last step is t receive the final-state gradient."""
+    if batch_sizes is None:
+        return B
+    b = batch_sizes[t]
+    lo = batch_sizes[t + 1] if t + 1 < len(batch_sizes) else 0
+    if lo < b:
+        dh[lo:b] = grad_h_n[lo:b]
+        dc[lo:b] = grad_c_n[lo:b]
+    return b
+
+
 def _forward_torch(
     x_proj: Tensor,
     weight_hh: Tensor,
@@ -211,18 +232,9 @@ def _backward_torch(
     n = weight_hh.shape[1]
     m = n // chunk_size
     C = chunk_size
-    grad_gates = torch.zeros_like(gates) if batch_sizes is not None else torch.empty_like(gates)
-    if batch_sizes is None:
-        dh, dc = grad_h_n.clone(), grad_c_n.clone()
-    else:  # a row's final-state gradient enters at its own last step
-        dh, dc = torch.zeros_like(grad_h_n), torch.zeros_like(grad_c_n)
+    grad_gates, dh, dc = _backward_buffers(gates, grad_h_n, grad_c_n, batch_sizes)
     for t in range(T - 1, -1, -1):
-        b = B if batch_sizes is None else batch_sizes[t]
-        if batch_sizes is not None:
-            lo = batch_sizes[t + 1] if t + 1 < T else 0
-            if lo < b:
-                dh[lo:b] = grad_h_n[lo:b]
-                dc[lo:b] = grad_c_n[lo:b]
+        b = _enter_final_grads(t, B, batch_sizes, dh, dc, grad_h_n, grad_c_n)
         g = gates[t, :b]
         p = g[:, : 2 * m].view(b, 2, m)
         o = g[:, 2 * m : 2 * m + n]
@@ -329,20 +341,11 @@ def _backward_fused(steps, grad_h_all, grad_h_n, grad_c_n, grad_mf, grad_mi, wei
     m = n // chunk_size
     grad_h_all, grad_mf, grad_mi = grad_h_all.contiguous(), grad_mf.contiguous(), grad_mi.contiguous()
     c0 = c0.contiguous()
-    grad_gates = torch.zeros_like(gates) if batch_sizes is not None else torch.empty_like(gates)
-    if batch_sizes is None:
-        dh, dc = grad_h_n.contiguous().clone(), grad_c_n.contiguous().clone()
-    else:
-        dh, dc = torch.zeros_like(grad_h_n).contiguous(), torch.zeros_like(grad_c_n).contiguous()
+    grad_gates, dh, dc = _backward_buffers(gates, grad_h_n, grad_c_n, batch_sizes)
     work = torch.empty(4 * n + 2 * m, dtype=gates.dtype, device=gates.device)
     matmul = StepMatmul(weight_hh.t(), B)  # (b, G) @ (G, n)
     for t in range(T - 1, -1, -1):
-        b = B if batch_sizes is None else batch_sizes[t]
-        if batch_sizes is not None:
-            lo = batch_sizes[t + 1] if t + 1 < T else 0
-            if lo < b:
-                dh[lo:b] = grad_h_n[lo:b]
-                dc[lo:b] = grad_c_n[lo:b]
+        b = _enter_final_grads(t, B, batch_sizes, dh, dc, grad_h_n, grad_c_n)
         c_prev = _ptr(c_all, t - 1) if t > 0 else c0.data_ptr()
         backward_step(
             b, n, m, chunk_size, int(symmetric), _ptr(gates, t), _ptr(mf_all, t), _ptr(mi_all, t),
