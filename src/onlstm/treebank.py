@@ -208,21 +208,20 @@ def parse_trees(text: str, name: str = "<text>") -> Iterator[Constituent]:
 def _close(node: _Open, name: str) -> Constituent:
     """Check a constituent whose ``)`` was just read and freeze it."""
     label = node.label or ""
-    words = [c for c in node.children if isinstance(c, str)]
-    where = f"{name}:{node.line}"
-    if not node.children:
-        shown = f"({label})" if label else "()"
-        raise UserError(f"{where}: empty constituent {shown}")
-    if words:
-        if len(node.children) != 1:
-            raise UserError(
-                f"{where}: expected a leaf '(TAG word)' or a phrase of bracketed constituents, "
-                f"got ({label} ...) with word(s) {' '.join(words)!r} "
-                + ("among constituents" if len(words) < len(node.children) else "side by side")
-            )
+    children = node.children
+    if len(children) == 1 and isinstance(children[0], str):  # a leaf (TAG word)
         if not label:
-            raise UserError(f"{where}: leaf '( {words[0]})' has no part-of-speech tag")
-    return Constituent(label, node.children, node.line)
+            raise UserError(f"{name}:{node.line}: leaf '( {children[0]})' has no part-of-speech tag")
+    elif not children:
+        shown = f"({label})" if label else "()"
+        raise UserError(f"{name}:{node.line}: empty constituent {shown}")
+    elif any(isinstance(child, str) for child in children):
+        words = " ".join(child for child in children if isinstance(child, str))
+        raise UserError(
+            f"{name}:{node.line}: expected a leaf '(TAG word)' or a phrase made of bracketed "
+            f"constituents, got ({label} ...) with the word(s) {words!r} directly inside"
+        )
+    return Constituent(label, children, node.line)
 
 
 def _unwrap(tree: Constituent) -> Constituent:

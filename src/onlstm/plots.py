@@ -1,0 +1,108 @@
+"""Pictures of syntactic distances, like the figure of the ON-LSTM paper.
+
+:func:`plot_distances` draws, for one sentence, one bar chart per layer (the distance of
+every word, SPEC §2) stacked above the words. matplotlib is imported only when a picture is
+drawn, with the non-interactive Agg backend, so this works without a display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Optional, Union
+
+from .errors import UserError
+
+__all__ = ["plot_distances", "PLOT_SUFFIXES"]
+
+#: File types :func:`plot_distances` can write.
+PLOT_SUFFIXES = (".png", ".svg")
+
+Distances = Sequence[float]
+
+
+def _layers(
+    distances_by_layer: Union[Mapping[str, Distances], Sequence[Distances]], n_words: int
+) -> list[tuple[str, list[float]]]:
+    """``(name, values)`` per layer; unnamed layers are called ``layer 1``, ``layer 2``..."""
+    if isinstance(distances_by_layer, Mapping):
+        items = [(str(name), values) for name, values in distances_by_layer.items()]
+    else:
+        items = [(f"layer {i + 1}", values) for i, values in enumerate(distances_by_layer)]
+    if not items:
+        raise ValueError("no layer to plot")
+    layers = []
+    for name, values in items:
+        floats = [float(v) for v in values]
+        if len(floats) != n_words:
+            raise ValueError(f"{name}: {len(floats)} distances for {n_words} words")
+        layers.append((name, floats))
+    return layers
+
+
+def plot_distances(
+    words: Sequence[str],
+    distances_by_layer: Union[Mapping[str, Distances], Sequence[Distances]],
+    path: Union[str, Path],
+    title: Optional[str] = None,
+) -> Path:
+    """Draw the distances of every layer as bars under which the words are written.
+
+    ``distances_by_layer`` is either a sequence of per-layer sequences (a list of lists, or
+    a ``layers x words`` array or tensor) or a mapping ``name -> distances`` (for example
+    ``{"layer 2": d2, "mean": d}``); each has one value per word. The picture is written to
+    ``path``, whose suffix chooses the format (``.png`` or ``.svg``); missing parent folders
+    are created. Returns the path written.
+
+    Raises :class:`~onlstm.errors.UserError` for another suffix or an unwritable path, and
+    ``ValueError`` when the numbers of words and distances differ.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise UserError(
+            f"{path}: cannot draw to a {path.suffix or 'suffix-less'} file; "
+            f"use a name ending in {' or '.join(PLOT_SUFFIXES)}"
+        )
+    if len(words) == 0:
+        raise ValueError("no word to plot")
+    layers = _layers(distances_by_layer, len(words))
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    width = max(4.0, 0.55 * len(words) + 1.0)
+    height = 0.5 + 1.3 * len(layers)
+    fig, axes = plt.subplots(
+        len(layers), 1, sharex=True, figsize=(width, height), squeeze=False
+    )
+    positions = list(range(len(words)))
+    top = max(max(values) for _, values in layers)
+    bottom = min(0.0, min(min(values) for _, values in layers))
+    try:
+        for axis, (name, values) in zip(axes[:, 0], layers):
+            axis.bar(positions, values, width=0.7, color="tab:blue")
+            axis.set_ylabel(name, rotation=0, ha="right", va="center")
+            axis.set_ylim(bottom, top * 1.05 if top > 0 else 1.0)
+            axis.spines["top"].set_visible(False)
+            axis.spines["right"].set_visible(False)
+            axis.tick_params(axis="y", labelsize=7)
+        last = axes[-1, 0]
+        last.set_xticks(positions)
+        rotate = max(len(w) for w in words) > 6 or len(words) > 20
+        last.set_xticklabels(
+            list(words), rotation=60 if rotate else 0, ha="right" if rotate else "center"
+        )
+        last.set_xlim(-0.6, len(words) - 0.4)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=150)
+        except OSError as err:
+            raise UserError(f"{path}: cannot write the picture: {err.strerror or err}") from None
+    finally:
+        plt.close(fig)
+    return path
