@@ -16,6 +16,11 @@ from ..errors import UserError
 
 # Subcommand modules, in the order `onlstm --help` lists them.
 COMMANDS = [
+    "train",
+    "evaluate",
+    "generate",
+    "parse",
+    "syneval",
     "parse_eval",
     "logic",
 ]
