@@ -209,13 +209,16 @@ def _close(node: _Open, name: str) -> Constituent:
     """Check a constituent whose ``)`` was just read and freeze it."""
     label = node.label or ""
     children = node.children
-    if len(children) == 1 and isinstance(children[0], str):  # a leaf (TAG word)
-        if not label:
-            raise UserError(f"{name}:{node.line}: leaf '( {children[0]})' has no part-of-speech tag")
-    elif not children:
+    # The first word after "(" is always read as the label, so a leaf (TAG word) is a
+    # label with exactly one word; anything else must contain constituents only.
+    is_leaf = len(children) == 1 and isinstance(children[0], str)
+    if not children:
         shown = f"({label})" if label else "()"
-        raise UserError(f"{name}:{node.line}: empty constituent {shown}")
-    elif any(isinstance(child, str) for child in children):
+        raise UserError(
+            f"{name}:{node.line}: empty constituent {shown} "
+            "(expected a leaf '(TAG word)' or a phrase '(LABEL (...) ...)')"
+        )
+    elif not is_leaf and any(isinstance(child, str) for child in children):
         words = " ".join(child for child in children if isinstance(child, str))
         raise UserError(
             f"{name}:{node.line}: expected a leaf '(TAG word)' or a phrase made of bracketed "

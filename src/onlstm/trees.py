@@ -335,6 +335,19 @@ def _escape(word: str) -> str:
     return word
 
 
+class _Token:
+    """Literal text scheduled on the writer's stack (distinct from a word)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+_CLOSE = _Token(")")
+_SPACE = _Token(" ")
+
+
 def to_bracketed(tree: Tree) -> str:
     """``["the", ["cat", "sat"]]`` -> ``"(the (cat sat))"``; a one-word tree is the word.
 
@@ -342,7 +355,7 @@ def to_bracketed(tree: Tree) -> str:
     stay so when read back); words must be non-empty and without whitespace.
     """
     parts: list[str] = []
-    # Items are subtrees to write, or the literal strings ")" / " " to emit.
+    # Items are subtrees to write, or literal tokens (")" or " ") to emit.
     stack: list[object] = [tree]
     while stack:
         item = stack.pop()
@@ -359,19 +372,6 @@ def to_bracketed(tree: Tree) -> str:
                 if i < len(children) - 1:
                     stack.append(_SPACE)
     return "".join(parts)
-
-
-class _Token:
-    """Literal text scheduled on the writer's stack (distinct from a word)."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-_CLOSE = _Token(")")
-_SPACE = _Token(" ")
 
 
 def from_bracketed(text: str) -> Tree:
