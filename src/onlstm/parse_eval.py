@@ -30,6 +30,7 @@ __all__ = [
     "ParseEvalReport",
     "load_sentences",
     "baseline_systems",
+    "model_systems",
     "build_report",
     "format_table",
     "save_trees",
@@ -90,6 +91,34 @@ def baseline_systems(
 ) -> dict[str, list[Tree]]:
     """The baseline trees by name (``random`` seeded with ``seed``)."""
     return baseline_trees(sentences, names, seed)
+
+
+def model_systems(
+    model,
+    sentences: Sequence[GoldSentence],
+    decoder: str = "greedy",
+    batch_size: int = 64,
+    progress: bool = False,
+) -> dict[str, list[Tree]]:
+    """One system per layer of an ON-LSTM language model (``layer 1`` ...) and one for the
+    average of the layers (``mean``): its forget distances over each gold sentence's words
+    (fed as ``<eos> w_1 .. w_T <eos>`` with a fresh state, SPEC §2), decoded by ``decoder``."""
+    from .parse import DECODERS, sentence_distances
+
+    if decoder not in DECODERS:
+        raise UserError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
+    if model.config.cell != "onlstm":
+        raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
+    decode = DECODERS[decoder]
+    distances = sentence_distances(model, [s.words for s in sentences], batch_size, progress)
+    layers = distances[0].shape[0] if distances else 0
+    systems: dict[str, list[Tree]] = {f"layer {k + 1}": [] for k in range(layers)}
+    systems["mean"] = []
+    for sentence, d in zip(sentences, distances):
+        for k in range(layers):
+            systems[f"layer {k + 1}"].append(decode(sentence.words, d[k].tolist()))
+        systems["mean"].append(decode(sentence.words, d.mean(0).tolist()))
+    return systems
 
 
 def build_report(

@@ -72,3 +72,16 @@ def test_syneval_small_slice(tiny_model, capsys):
     data = json.loads(capsys.readouterr().out)
     (result,) = data.values()
     assert result["constructions"]["simple_agrmt"]["items_scored"] == 5
+
+
+def test_parse_eval_with_a_model_scores_every_layer_and_the_baselines(tiny_model, tmp_path, capsys):
+    treebank = tmp_path / "small.mrg"
+    treebank.write_text("( (S (NP (DT The) (NN cat)) (VP (VBD sat) (PP (IN on) (NP (DT the) (NN mat)))) (. .)) )\n"
+                        "( (S (NP (DT A) (NN dog)) (VP (VBD ran) (ADVP (RB away)))) )\n")
+    assert main(["parse-eval", str(treebank), "--model", str(tiny_model), "--json",
+                 "--save-trees", str(tmp_path / "t.txt")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["systems"]) == ["layer 1", "layer 2", "layer 3", "mean", "left", "right", "balanced", "random"]
+    # by hand: right-branching finds 3 of 4 gold spans in the first sentence (F1 .75), 1 of 2 in the second (.5)
+    assert report["systems"]["right"]["sentence_f1"] == pytest.approx(0.625)
+    assert len((tmp_path / "t.layer_2.txt").read_text().splitlines()) == 2

@@ -1,4 +1,4 @@
-"""`onlstm parse-eval` on the command line (baselines; the model is connected elsewhere)."""
+"""`onlstm parse-eval` on the command line (baselines here; with a model in test_lm_commands.py)."""
 
 import json
 import subprocess
@@ -65,10 +65,12 @@ def test_save_trees_one_system_and_per_system(small, tmp_path, capsys):
     assert "trees written to" in capsys.readouterr().err
 
 
-def test_model_not_available_yet(capsys):
+def test_no_model_and_none_bundled_is_a_clear_error(capsys, monkeypatch):
+    monkeypatch.setattr("onlstm.cli.common.default_model_path", lambda: None)
     assert main(["parse-eval"]) == 2
-    assert "--baselines-only" in capsys.readouterr().err
+    assert "no --model given" in capsys.readouterr().err
     assert main(["parse-eval", "--model", "somewhere", "--baselines-only"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
 
 
 def run_cli(*args):

@@ -12,12 +12,7 @@ import sys
 from .. import parse_eval as task
 from ..errors import UserError
 from ..metrics import BASELINE_NAMES
-
-MODEL_NOT_AVAILABLE = (
-    "parsing with a model is not available yet in this version of onlstm; "
-    "use --baselines-only to score the baselines (left, right, balanced, random)"
-)
-
+from .common import add_model_argument, load_model
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -63,7 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"score only this baseline (repeatable; one of {', '.join(BASELINE_NAMES)}; "
         "default: all four)",
     )
-    parser.add_argument("--model", metavar="DIR", help="a trained model folder")
+    add_model_argument(parser)
+    parser.add_argument("--decoder", choices=["greedy", "split"], default="greedy",
+                        help="tree decoder for the model's distances (default: greedy, the published one)")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per padded batch")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the random baseline (default: 0)"
     )
@@ -71,13 +69,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.model is not None or not args.baselines_only:
-        raise UserError(MODEL_NOT_AVAILABLE)
+    if args.baselines_only and args.model is not None:
+        raise UserError("--baselines-only and --model exclude each other")
+    model = None if args.baselines_only else load_model(args.model)[0]
     names = list(dict.fromkeys(args.baseline)) if args.baseline else list(BASELINE_NAMES)
     sentences = task.load_sentences(
         args.treebank, max_length=args.max_length, progress=sys.stderr.isatty()
     )
-    systems = task.baseline_systems(sentences, names, seed=args.seed)
+    systems = {}
+    if model is not None:
+        systems.update(task.model_systems(model, sentences, args.decoder, args.batch_size,
+                                          progress=sys.stderr.isatty()))
+    systems.update(task.baseline_systems(sentences, names, seed=args.seed))
     report = task.build_report(
         sentences,
         systems,
