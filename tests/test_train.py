@@ -130,3 +130,14 @@ def _weights_initial(corpus):
     vocab = load_corpus(str(corpus), required=("train", "valid")).vocab
     model = LanguageModel(cfg.model_config(len(vocab)), vocab)
     return {f"model.{k}": v for k, v in model.state_dict().items() if k != "decoder.weight"}
+
+
+def test_a_last_window_of_one_step_trains(corpus, tmp_path):
+    """TAR needs two steps; an epoch whose last window has one step must not produce NaN."""
+    from onlstm.data import batchify, load_corpus
+
+    n_steps = batchify(load_corpus(str(corpus), required=("train", "valid")).train, 4).size(0)
+    bptt = next(b for b in range(5, 60) if (n_steps - 1) % b == 1)
+    res = T.train(_cfg(corpus, epochs=1, bptt=bptt, variable_bptt=False), tmp_path / "r", log=lambda s: None,
+                  progress=False)
+    assert res.stopped_by == "epochs" and res.best_valid_loss < 10

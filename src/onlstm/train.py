@@ -547,16 +547,17 @@ def train(cfg: Optional[TrainConfig], run_dir, resume: bool = False, log: Callab
                 loss = raw_loss
                 if cfg.alpha:
                     loss = loss + cfg.alpha * out.last_dropped.pow(2).mean()
-                if cfg.beta:
+                if cfg.beta and out.last_raw.shape[0] > 1:  # TAR needs two steps (the last window may have one)
                     loss = loss + cfg.beta * (out.last_raw[1:] - out.last_raw[:-1]).pow(2).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip:
                     nn.utils.clip_grad_norm_(params, cfg.clip)
-                value = raw_loss.item()
-                if not math.isfinite(value) or not math.isfinite(loss.item()):
+                value, total = raw_loss.item(), loss.item()
+                if not math.isfinite(value) or not math.isfinite(total):
                     raise TrainingDiverged(
-                        f"the training loss became {value} at epoch {epoch}, batch {steps + 1}; stopped without "
+                        f"the training loss became {total} (cross-entropy {value}) at epoch {epoch}, batch "
+                        f"{steps + 1}; stopped without "
                         f"updating. The last good checkpoint is {ckpt_path} (try a lower --lr or --clip)")
                 optimizer.step()
                 optimizer.param_groups[0]["lr"] = lr
