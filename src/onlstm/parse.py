@@ -17,13 +17,15 @@ from . import trees as T
 from .data import tokenize
 from .errors import UserError
 from .lm import LanguageModel
+from .treebank import normalize_word
 
 DECODERS = {"greedy": T.greedy, "split": T.split}
 
 
 @dataclass
 class ParsedSentence:
-    """``words``: the tokens as given; ``model_tokens``: as the vocabulary saw them (OOV -> <unk>);
+    """``words``: the tokens as given; ``model_tokens``: as the vocabulary saw them (see
+    :func:`vocabulary_form`; unknown -> <unk>);
     ``distances``: (layers, T) forget distances; ``tree``: over ``words``."""
 
     words: List[str]
@@ -68,6 +70,15 @@ def prepare(model: LanguageModel, sentence: Union[str, Sequence[str]]) -> List[s
     return tokenize(" ".join(sentence), model.text_options)
 
 
+def vocabulary_form(model: LanguageModel, word: str) -> str:
+    """The word as the vocabulary knows it: itself, else lower-cased with digit runs as ``N``
+    (the PTB convention, e.g. "The" -> "the", "1990" -> "N"), else itself (read as <unk>)."""
+    if word in model.vocab:
+        return word
+    alt = normalize_word(word)
+    return alt if alt in model.vocab else word
+
+
 def sentence_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]], batch_size: int = 64,
                        progress: bool = False) -> List[torch.Tensor]:
     """Per-sentence (layers, T) forget distances, batched (see :meth:`LanguageModel.sentence_distances`)."""
@@ -93,13 +104,14 @@ def parse(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]], 
     empty = [i for i, w in enumerate(words) if not w]
     if empty:
         raise UserError(f"sentence {empty[0] + 1} is empty")
-    dists = sentence_distances(model, words, batch_size, progress)
+    forms = [[vocabulary_form(model, w) for w in ws] for ws in words]
+    dists = sentence_distances(model, forms, batch_size, progress)
     num_layers = len(model.rnns)
     out = []
-    for w, d in zip(words, dists):
-        ids = model.vocab.encode(w)
+    for w, f, d in zip(words, forms, dists):
+        ids = model.vocab.encode(f)
         toks = [model.vocab.token(i) for i in ids]
-        oov = sum(1 for i, tok in zip(ids, w) if i == model.vocab.unk_id and tok != "<unk>")
+        oov = sum(1 for i, tok in zip(ids, f) if i == model.vocab.unk_id and tok != "<unk>")
         chosen = layer_distances(d, layer)
         tree = DECODERS[decoder](w, chosen.tolist())
         out.append(ParsedSentence(w, toks, d, tree, layer_name(layer, num_layers), oov))

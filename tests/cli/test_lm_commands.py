@@ -85,3 +85,11 @@ def test_parse_eval_with_a_model_scores_every_layer_and_the_baselines(tiny_model
     # by hand: right-branching finds 3 of 4 gold spans in the first sentence (F1 .75), 1 of 2 in the second (.5)
     assert report["systems"]["right"]["sentence_f1"] == pytest.approx(0.625)
     assert len((tmp_path / "t.layer_2.txt").read_text().splitlines()) == 2
+
+
+def test_parse_maps_words_to_the_vocabulary_form(tiny_model, capsys):
+    assert main(["parse", "The company said 1990", "--model", str(tiny_model), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)[0]
+    assert data["words"] == ["The", "company", "said", "1990"]
+    assert data["model_tokens"] == ["the", "company", "said", "N"]
+    assert data["oov"] == 0
