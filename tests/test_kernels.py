@@ -51,3 +51,19 @@ def test_same_seed_same_numbers():
         return out.detach(), model.weight_hh_l0.grad
     a, b = run(), run()
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_packed_weight_cache_follows_parameter_updates():
+    torch.manual_seed(0)
+    model = ONLSTM(6, 8, chunk_size=4).eval()
+    x = torch.randn(5, 3, 6)
+    with torch.no_grad():
+        first, _ = model(x)
+        model.weight_hh_l0.mul_(0.5)  # in place: the cached packed copy must not be reused
+        second, _ = model(x)
+    fresh = ONLSTM(6, 8, chunk_size=4).eval()
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        expected, _ = fresh(x)
+    assert not torch.allclose(first, second)
+    assert torch.equal(second, expected)

@@ -154,8 +154,23 @@ class StepMatmul:
         self.packed = None
         if (not disabled() and weight.device.type == "cpu" and weight.dtype == torch.float32
                 and torch.backends.mkldnn.is_available() and _packed_available()):
-            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), batch_hint)
+            self.packed = self._pack(weight, batch_hint)
         self.weight_t = weight.t()
+
+    @staticmethod
+    def _pack(weight: torch.Tensor, batch_hint: int):
+        # A parameter used as it is (evaluation: no DropConnect mask) keeps its packed copy
+        # until it changes; in-place updates (optimizer steps, load_state_dict) bump _version.
+        cacheable = isinstance(weight, torch.nn.Parameter)
+        key = (weight._version, weight.data_ptr(), tuple(weight.shape), batch_hint)
+        if cacheable:
+            cached = getattr(weight, "_onlstm_packed", None)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), batch_hint)
+        if cacheable:
+            weight._onlstm_packed = (key, packed)
+        return packed
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None:
