@@ -76,7 +76,7 @@ class LMConfig:
 
 
 class LMOutput(NamedTuple):
-    """``logits`` (T, B, V); ``hidden``: per-layer (h, c) states; ``last_raw`` / ``last_dropped``:
+    """``logits`` (T, B, V) (None when called with ``decode=False``); ``hidden``: per-layer (h, c) states; ``last_raw`` / ``last_dropped``:
     the last layer's outputs before / after output dropout (for TAR / AR); ``distances``:
     per-layer forget distances (L, T, B) when asked for, else None."""
 
@@ -159,7 +159,8 @@ class LanguageModel(nn.Module):
         w = self.encoder.weight
         return [(w.new_zeros(1, batch_size, n), w.new_zeros(1, batch_size, n)) for n in self.config.hidden_sizes]
 
-    def forward(self, tokens: Tensor, hidden: Optional[list] = None, return_distances: bool = False) -> LMOutput:
+    def forward(self, tokens: Tensor, hidden: Optional[list] = None, return_distances: bool = False,
+                decode: bool = True) -> LMOutput:
         c = self.config
         if tokens.dim() != 2:
             raise ValueError(f"tokens must be (seq, batch), got shape {tuple(tokens.shape)}")
@@ -179,7 +180,7 @@ class LanguageModel(nn.Module):
                 x = locked_dropout(x, c.dropouth, self.training)
         last_raw = x
         last_dropped = locked_dropout(x, c.dropout, self.training)
-        logits = self.decoder(last_dropped)
+        logits = self.decoder(last_dropped) if decode else None  # distances alone need no softmax
         dist = torch.stack(distances) if distances else None
         return LMOutput(logits, new_hidden, last_raw, last_dropped, dist)
 
@@ -240,7 +241,7 @@ class LanguageModel(nn.Module):
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             inputs = self._padded([[eos] + ids[i] + [eos] for i in chunk], eos)
-            dist = self(inputs, return_distances=True).distances  # (L, T, B)
+            dist = self(inputs, return_distances=True, decode=False).distances  # (L, T, B)
             for b, i in enumerate(chunk):
                 out[i] = dist[:, 1 : len(ids[i]) + 1, b].float().cpu()
         self.train(was_training)
