@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from onlstm import ONLSTM
+from onlstm.layer import drop_connect
 
 CONFIGS = {
     "paper": dict(sizes=[400, 1150, 1150, 400], chunk=10, batch=20, bptt=70),
@@ -74,7 +75,7 @@ class LSTMStack(nn.Module):
             if self.regularise and self.training:
                 params = dict(layer.named_parameters())
                 w = params["weight_hh_l0"]
-                params["weight_hh_l0"] = w * (torch.rand_like(w) >= DROPCONNECT) / (1 - DROPCONNECT)
+                params["weight_hh_l0"] = drop_connect(w, DROPCONNECT, True)  # the same mask code as ours
                 x, _ = torch.func.functional_call(layer, params, (x,))
             else:
                 x, _ = layer(x)

@@ -61,7 +61,7 @@ def drop_connect(weight: Tensor, p: float, training: bool) -> Tensor:
     if not training or p == 0.0:
         return weight
     keep = torch.rand_like(weight) >= p
-    return weight * keep * (1.0 / (1.0 - p))
+    return torch.where(keep, weight * (1.0 / (1.0 - p)), 0.0)  # one pass fewer than weight * keep * scale
 
 
 class ONLSTM(nn.Module):
