@@ -141,3 +141,23 @@ def test_a_last_window_of_one_step_trains(corpus, tmp_path):
     res = T.train(_cfg(corpus, epochs=1, bptt=bptt, variable_bptt=False), tmp_path / "r", log=lambda s: None,
                   progress=False)
     assert res.stopped_by == "epochs" and res.best_valid_loss < 10
+
+
+def test_ctrl_c_saves_and_resume_continues(corpus, tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "onlstm", "train", "--preset", "tiny", "--data", str(corpus),
+                             "--out", str(run), "--epochs", "50", "--log-interval", "5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupt" in out
+    assert (run / "checkpoint.safetensors").exists()
+    res = T.train(None, run, resume=True, log=lambda s: None, progress=False, resume_overrides={"epochs": 1})
+    assert res.epochs_done == 1
