@@ -227,6 +227,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # we created the process group, so we tear it down
 
     @property
     def enabled(self) -> bool:
@@ -245,13 +246,22 @@ def setup_distributed(device: str) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo(0, 1, dev)
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     rank = dist.get_rank()
     if dev.type == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(dev)
-    return DistInfo(rank, dist.get_world_size(), dev)
+    return DistInfo(rank, dist.get_world_size(), dev, owns)
+
+
+def teardown_distributed(info: DistInfo, wait: bool = True) -> None:
+    """Wait for every rank, then close the process group (exiting with it open can abort)."""
+    if info.enabled and info.owns_group and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 def _all_gather(t: torch.Tensor, info: DistInfo) -> List[torch.Tensor]:
@@ -414,6 +424,16 @@ def train(cfg: Optional[TrainConfig], run_dir, resume: bool = False, log: Callab
     elif ckpt_path.exists():
         raise UserError(f"{run_dir} already holds a training run; use --resume to continue it or choose another --out")
     info = setup_distributed(cfg.device)
+    try:
+        result = _train(cfg, run_dir, resume, log, progress, info, ckpt_path, ckpt_tensors, ckpt_state, changed)
+    except BaseException:
+        teardown_distributed(info, wait=False)  # other ranks may not reach a barrier
+        raise
+    teardown_distributed(info)
+    return result
+
+
+def _train(cfg, run_dir, resume, log, progress, info, ckpt_path, ckpt_tensors, ckpt_state, changed) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
