@@ -107,7 +107,7 @@ def test_ddp_step_equals_single_process_step(corpus, tmp_path):
     single = subprocess.run([sys.executable, "-m", "onlstm", "train", "--out", str(tmp_path / "single")] + common,
                             capture_output=True, text=True, env=env)
     assert single.returncode == 0, single.stderr
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "onlstm", "train", "--out", str(tmp_path / "ddp")] + common,
                          capture_output=True, text=True, env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
