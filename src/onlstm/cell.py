@@ -118,6 +118,16 @@ def _reverse_cumsum(x: Tensor) -> Tensor:
     return x.sum(-1, keepdim=True) - torch.cumsum(x, -1) + x
 
 
+def _forward_buffers(x_proj: Tensor, n: int, m: int, batch_sizes):
+    """Buffers of the forward loop: gates (T,B,G); h, c, tanh(c), f^, i^ (T,B,n); f~, i~ (T,B,m).
+    Zero-filled for packed batches, whose padded positions must read as zero."""
+    T, B, _ = x_proj.shape
+    new = torch.zeros if batch_sizes is not None else torch.empty
+    opts = dict(dtype=x_proj.dtype, device=x_proj.device)
+    per_unit = [new(T, B, n, **opts) for _ in range(5)]
+    return (torch.empty_like(x_proj), *per_unit, new(T, B, m, **opts), new(T, B, m, **opts))
+
+
 def _backward_buffers(gates, grad_h_n, grad_c_n, batch_sizes):
     """Gradient buffer of the gates and the carried (dh, dc), contiguous."""
     grad_gates = torch.zeros_like(gates) if batch_sizes is not None else torch.empty_like(gates)
@@ -160,12 +170,7 @@ def _forward_torch(
     n = weight_hh.shape[1]
     m = n // chunk_size
     C = chunk_size
-    new = torch.zeros if batch_sizes is not None else torch.empty
-    opts = dict(dtype=x_proj.dtype, device=x_proj.device)
-    gates = torch.empty_like(x_proj)
-    h_all, c_all = new(T, B, n, **opts), new(T, B, n, **opts)
-    tanh_c, f_hat_all, i_hat_all = new(T, B, n, **opts), new(T, B, n, **opts), new(T, B, n, **opts)
-    mf_all, mi_all = new(T, B, m, **opts), new(T, B, m, **opts)
+    gates, h_all, c_all, tanh_c, f_hat_all, i_hat_all, mf_all, mi_all = _forward_buffers(x_proj, n, m, batch_sizes)
     w_t = weight_hh.t()
     h, c = h0, c0
     for t in range(T):
@@ -304,13 +309,8 @@ def _forward_fused(steps, x_proj, weight_hh, h0, c0, batch_sizes, chunk_size, sy
     T, B, G = x_proj.shape
     n = weight_hh.shape[1]
     m = n // chunk_size
-    new = torch.zeros if batch_sizes is not None else torch.empty
-    opts = dict(dtype=x_proj.dtype, device=x_proj.device)
-    gates = torch.empty_like(x_proj)
-    h_all, c_all = new(T, B, n, **opts), new(T, B, n, **opts)
-    tanh_c, f_hat_all, i_hat_all = new(T, B, n, **opts), new(T, B, n, **opts), new(T, B, n, **opts)
-    mf_all, mi_all = new(T, B, m, **opts), new(T, B, m, **opts)
-    work = torch.empty(4 * n + 2 * m, **opts)
+    gates, h_all, c_all, tanh_c, f_hat_all, i_hat_all, mf_all, mi_all = _forward_buffers(x_proj, n, m, batch_sizes)
+    work = torch.empty(4 * n + 2 * m, dtype=x_proj.dtype, device=x_proj.device)
     matmul = StepMatmul(weight_hh, B)
     w_t = weight_hh.t()
     h, c = h0.contiguous(), c0.contiguous()
