@@ -73,6 +73,9 @@ def test_config_errors():
         LMConfig(vocab_size=10, emb_size=8, hidden_sizes=[12, 6], chunk_size=2)
     with pytest.raises(UserError, match="chunk_size"):
         LMConfig(vocab_size=10, emb_size=8, hidden_sizes=[10, 8], chunk_size=4)
+    with pytest.raises(UserError, match="parse_layer must be 1..2"):
+        LMConfig(vocab_size=10, emb_size=8, hidden_sizes=[8, 8], chunk_size=4, parse_layer=3)
+    assert LMConfig(vocab_size=10, emb_size=8, hidden_sizes=[8, 8], chunk_size=4, parse_layer=2).parse_layer == 2
 
 
 def test_sentence_logprobs_agree_with_direct_computation():

@@ -51,6 +51,7 @@ class LMConfig:
     dropoute: float = 0.1  # embedding dropout (whole words)
     wdrop: float = 0.45  # DropConnect on the recurrent weights
     text: dict = field(default_factory=lambda: TextOptions().to_dict())
+    parse_layer: Optional[int] = None  # 1-based layer `parse` uses by default (None: the middle one)
 
     def __post_init__(self):
         if self.cell not in ("onlstm", "lstm"):
@@ -61,6 +62,8 @@ class LMConfig:
             raise UserError(
                 f"the last layer size ({self.hidden_sizes[-1]}) must equal emb_size ({self.emb_size}) to tie the decoder"
             )
+        if self.parse_layer is not None and not 1 <= self.parse_layer <= len(self.hidden_sizes):
+            raise UserError(f"parse_layer must be 1..{len(self.hidden_sizes)}, got {self.parse_layer}")
         if self.cell == "onlstm":
             for n in self.hidden_sizes:
                 if n % self.chunk_size:

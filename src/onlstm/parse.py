@@ -97,7 +97,10 @@ def sentence_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]
 
 def parse(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]], layer: Union[int, str, None] = None,
           decoder: str = "greedy", batch_size: int = 64, progress: bool = False) -> List[ParsedSentence]:
-    """Parse sentences (strings, or lists of words) into binary trees."""
+    """Parse sentences (strings, or lists of words) into binary trees.
+
+    ``layer``: 0-based layer index or ``"mean"``; None: the model's ``config.parse_layer``
+    when it sets one (the shipped model does), else the middle layer."""
     if decoder not in DECODERS:
         raise UserError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
     words = [prepare(model, s) for s in sentences]
@@ -107,6 +110,8 @@ def parse(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]], 
     forms = [[vocabulary_form(model, w) for w in ws] for ws in words]
     dists = sentence_distances(model, forms, batch_size, progress)
     num_layers = len(model.rnns)
+    if layer is None and model.config.parse_layer is not None:
+        layer = model.config.parse_layer - 1  # the layer the model's card recommends
     out = []
     for w, f, d in zip(words, forms, dists):
         ids = model.vocab.encode(f)

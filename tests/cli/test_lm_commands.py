@@ -6,18 +6,7 @@ import sys
 
 import pytest
 
-from onlstm import train as T
 from onlstm.cli import main
-from lm_helpers import write_small_corpus
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    corpus = write_small_corpus(root / "corpus")
-    cfg = T.resolve_config("tiny", overrides=dict(data=str(corpus), epochs=1, hidden_sizes=[24, 24, 16]))
-    T.train(cfg, root / "run", log=lambda s: None, progress=False)
-    return root / "run"
 
 
 def run_cli(*args, stdin=None):
@@ -93,3 +82,19 @@ def test_parse_maps_words_to_the_vocabulary_form(tiny_model, capsys):
     assert data["words"] == ["The", "company", "said", "1990"]
     assert data["model_tokens"] == ["the", "company", "said", "N"]
     assert data["oov"] == 0
+
+
+def test_parse_default_layer_follows_the_models_parse_layer(tiny_model):
+    from onlstm.lm import LanguageModel
+    from onlstm.parse import parse
+
+    model = LanguageModel.from_pretrained(tiny_model)
+    assert model.config.parse_layer is None
+    assert parse(model, ["the cat sat"])[0].layer == "layer 2"  # the middle of 3
+    model.config.parse_layer = 3
+    (parsed,) = parse(model, ["the cat sat on the mat"])
+    assert parsed.layer == "layer 3"
+    from onlstm import trees as T
+
+    assert parsed.tree == T.greedy(parsed.words, parsed.distances[2].tolist())
+    assert parse(model, ["the cat sat"], layer=0)[0].layer == "layer 1"  # an explicit layer wins

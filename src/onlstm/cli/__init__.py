@@ -16,6 +16,7 @@ from ..errors import UserError
 
 # Subcommand modules, in the order `onlstm --help` lists them.
 COMMANDS = [
+    "demo",
     "train",
     "evaluate",
     "generate",

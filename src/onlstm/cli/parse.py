@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--file", metavar="FILE", help="read sentences from FILE, one per line ('-' for stdin)")
     add_model_argument(p)
     p.add_argument("--layer", default=None, metavar="N|mean",
-                   help="layer whose distances build the tree (1-based; default: the middle one) or 'mean'")
+                   help="layer whose distances build the tree (1-based; default: the model's parse_layer, else the middle one) or 'mean'")
     p.add_argument("--decoder", choices=sorted(task.DECODERS), default="greedy",
                    help="greedy: the published [left, [w_k, right]]; split: cut at the maximum after the first word")
     p.add_argument("--format", choices=FORMATS, default="bracket",

@@ -1,0 +1,217 @@
+"""The ``demo`` task: the whole system on one language model, in a few minutes.
+
+:func:`run_demo` chains the other tasks and writes a report folder:
+
+1. perplexity of the model on the PTB test split (:func:`onlstm.train.evaluate_model`, the
+   paper's protocol: batch 1, the whole text as one sequence);
+2. unsupervised parsing of the bundled treebank sample: sentence F1 of every layer (and of
+   the layer mean) beside the four baselines, on all sentences and on WSJ10
+   (:mod:`onlstm.parse_eval`);
+3. a few example sentences parsed, drawn as text trees and as distance plots
+   (:mod:`onlstm.parse`, :mod:`onlstm.plots`).
+
+The report folder holds ``results.json`` (everything), ``report.md`` (the tables and the
+example trees in Markdown), ``trees/`` (the predicted trees of every system, bracketed, one
+per line in the treebank's order) and ``plots/`` (one distance plot per example sentence).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from . import parse_eval
+from . import trees as T
+from .errors import UserError
+
+__all__ = ["EXAMPLE_SENTENCES", "DemoReport", "run_demo", "markdown_report"]
+
+#: Sentences parsed and drawn by the demo (PTB-style tokens, words the PTB vocabulary knows).
+EXAMPLE_SENTENCES = [
+    "the company said it expects to report a loss for the third quarter",
+    "stock prices rose sharply in early trading after the report",
+    "a spokesman for the bank declined to comment on the plan",
+    "the man who sold the house moved to new york last year",
+]
+
+#: The four stages shown by the progress bar.
+STAGES = ("perplexity", "parse treebank", "examples", "report")
+
+
+@dataclass
+class DemoReport:
+    """What the demo measured (``to_dict`` is what ``results.json`` holds)."""
+
+    model: str
+    model_info: dict
+    perplexity: Optional[dict]
+    parsing: dict  # "all" / "wsj10" -> ParseEvalReport.to_dict()
+    examples: List[dict]
+    seconds: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dict(model=self.model, model_info=self.model_info, perplexity=self.perplexity,
+                    parsing=self.parsing, examples=self.examples, seconds=self.seconds)
+
+
+def _subset(sentences, systems, max_length):
+    keep = [i for i, s in enumerate(sentences) if len(s.words) <= max_length]
+    return [sentences[i] for i in keep], {name: [trees[i] for i in keep] for name, trees in systems.items()}
+
+
+def _f1_table(parsing: dict) -> List[str]:
+    """Markdown table: one row per system, sentence F1 on each evaluation set."""
+    sets = list(parsing)
+    names = list(parsing[sets[0]]["systems"])
+    head = "| system | " + " | ".join(
+        f"sent-F1, {'all' if parsing[s]['max_length'] is None else 'WSJ' + str(parsing[s]['max_length'])} "
+        f"({parsing[s]['sentences']:,} sent.)" for s in sets) + " |"
+    lines = [head, "|---" * (len(sets) + 1) + "|"]
+    for name in names:
+        cells = [f"{100 * parsing[s]['systems'][name]['sentence_f1']:.1f}" for s in sets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown_report(report: DemoReport) -> str:
+    """The report as Markdown: perplexity, the parsing table, the example trees."""
+    lines = ["# onlstm demo", "", f"Model: `{report.model}`"]
+    info = report.model_info
+    if info:
+        lines.append("")
+        lines.append(", ".join(f"{k}: {v}" for k, v in info.items()))
+    lines += ["", "## Language modelling", ""]
+    ppl = report.perplexity
+    if ppl is None:
+        lines.append("(skipped)")
+    else:
+        lines += ["| data | tokens | perplexity | bits/token |", "|---|---|---|---|",
+                  f"| {ppl['source']} | {ppl['tokens']:,} | {ppl['perplexity']:.2f} | {ppl['bits_per_token']:.3f} |",
+                  "", f"Batch size {ppl['batch_size']}, state carried across the whole text (the paper's protocol)."]
+    first = next(iter(report.parsing.values()))
+    lines += ["", "## Unsupervised constituency parsing", "",
+              f"Treebank: {first['treebank']}. Punctuation removed, the whole-sentence span not counted, "
+              "greedy top-down decoding of the master-forget distances (SPEC §2-3). "
+              "`layer k`: the distances of layer k; `mean`: their average; "
+              "the last four rows are the baselines (random: seeded).", ""]
+    lines += _f1_table(report.parsing)
+    lines += ["", "## Example sentences", ""]
+    for k, ex in enumerate(report.examples, 1):
+        lines += [f"### {k}. {' '.join(ex['words'])}", "", f"Tree from {ex['layer']}:", "", "```",
+                  ex["drawing"], "```", "", f"`{ex['bracketed']}`", ""]
+        if ex.get("plot"):
+            lines += [f"![distances of sentence {k}]({ex['plot']})", ""]
+    lines += ["## Time", "", ", ".join(f"{k}: {v:.1f} s" for k, v in report.seconds.items()), ""]
+    return "\n".join(lines)
+
+
+def _model_info(model) -> dict:
+    cfg = model.config
+    info = dict(cell=cfg.cell, layers=len(cfg.hidden_sizes), sizes=f"{cfg.emb_size}-" +
+                "-".join(str(h) for h in cfg.hidden_sizes), vocabulary=len(model.vocab),
+                parameters=f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M")
+    if cfg.cell == "onlstm":
+        info["chunk_size"] = cfg.chunk_size
+    return info
+
+
+def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE_SENTENCES,
+             perplexity: bool = True, treebank=None, eval_batch_size: int = 1, progress: bool = True,
+             log: Callable[[str], None] = print) -> DemoReport:
+    """Run the demo on ``model`` (an ON-LSTM :class:`~onlstm.lm.LanguageModel`) and write the
+    report into ``out_dir`` (created). ``treebank``: files for :func:`parse_eval.load_sentences`
+    (default: the bundled sample). ``log`` receives the tables as they are ready."""
+    from tqdm.auto import tqdm
+
+    from .parse import parse
+    from .plots import plot_distances
+    from .train import evaluate_model
+
+    if model.config.cell != "onlstm":
+        raise UserError("the demo needs an ON-LSTM model (this one is an LSTM baseline)")
+    out = Path(out_dir)
+    try:
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+        (out / "trees").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the report folder {out}: {err.strerror or err}") from None
+    seconds = {}
+    bar = tqdm(total=len(STAGES), desc="demo", unit="stage", disable=not progress,
+               bar_format="{desc}: {n_fmt}/{total_fmt} stages |{bar}| {elapsed}")
+
+    # 1. perplexity
+    bar.set_description("demo: perplexity on PTB test")
+    start = time.perf_counter()
+    ppl = None
+    if perplexity:
+        data = (model.training_info or {}).get("data")
+        ppl = evaluate_model(model, "test", data, batch_size=eval_batch_size, progress=progress)
+        log(f"PTB test perplexity {ppl['perplexity']:.2f} ({ppl['tokens']:,} tokens, batch {eval_batch_size}, "
+            f"{ppl['bits_per_token']:.3f} bits/token)\n")
+    seconds["perplexity"] = time.perf_counter() - start
+    bar.update(1)
+
+    # 2. parse the treebank
+    bar.set_description("demo: parsing the treebank")
+    start = time.perf_counter()
+    gold = parse_eval.load_sentences(treebank)
+    systems = parse_eval.model_systems(model, gold, progress=progress)
+    systems.update(parse_eval.baseline_systems(gold))
+    description = parse_eval.describe_treebank(treebank)
+    reports = {"all": parse_eval.build_report(gold, systems, treebank=description, seed=0)}
+    short, short_systems = _subset(gold, systems, 10)
+    if short:
+        reports["wsj10"] = parse_eval.build_report(short, short_systems, treebank=description, max_length=10, seed=0)
+    parse_eval.save_trees(out / "trees" / "trees.txt", systems)
+    for r in reports.values():
+        log(parse_eval.format_table(r, labels=()) + "\n")
+    seconds["parse treebank"] = time.perf_counter() - start
+    bar.update(1)
+
+    # 3. example sentences: text trees and distance plots
+    bar.set_description("demo: example sentences")
+    start = time.perf_counter()
+    examples = []
+    for k, parsed in enumerate(parse(model, list(sentences)), 1):
+        names = [f"layer {i + 1}" for i in range(parsed.distances.shape[0])]
+        plot = plot_distances(parsed.words, dict(zip(names, parsed.distances.tolist())),
+                              out / "plots" / f"example_{k}.png", title=" ".join(parsed.words))
+        drawing = T.draw(parsed.tree)
+        examples.append(dict(words=parsed.words, layer=parsed.layer, bracketed=T.to_bracketed(parsed.tree),
+                             drawing=drawing, distances=parsed.to_dict()["distances"], oov=parsed.oov,
+                             plot=str(plot.relative_to(out))))
+        log(f"{k}. {' '.join(parsed.words)}  ({parsed.layer})\n{drawing}\n")
+    seconds["examples"] = time.perf_counter() - start
+    bar.update(1)
+
+    # 4. the report
+    bar.set_description("demo: writing the report")
+    report = DemoReport(model=model_path, model_info=_model_info(model), perplexity=ppl,
+                        parsing={name: r.to_dict() for name, r in reports.items()}, examples=examples,
+                        seconds=seconds)
+    try:
+        (out / "results.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        (out / "report.md").write_text(markdown_report(report), encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot write the report into {out}: {err.strerror or err}") from None
+    bar.update(1)
+    bar.set_description("demo: done")
+    bar.close()
+    return report
+
+
+def sentence_f1(report: DemoReport, system: str, subset: str = "all") -> float:
+    """Convenience: the sentence F1 of one system in a finished report."""
+    return report.parsing[subset]["systems"][system]["sentence_f1"]
+
+
+def best_layer(report: DemoReport, subset: str = "all") -> tuple:
+    """``(name, sentence F1)`` of the best single layer."""
+    systems = report.parsing[subset]["systems"]
+    layers = {k: v["sentence_f1"] for k, v in systems.items() if k.startswith("layer ")}
+    name = max(layers, key=layers.get)
+    return name, layers[name]
+

@@ -1,0 +1,49 @@
+"""``onlstm demo`` end to end on a tiny trained model and a small treebank."""
+
+import json
+import subprocess
+import sys
+
+from onlstm.cli import main
+
+TREEBANK = ("( (S (NP (DT The) (NN cat)) (VP (VBD sat) (PP (IN on) (NP (DT the) (NN mat)))) (. .)) )\n"
+            "( (S (NP (DT A) (NN dog)) (VP (VBD ran) (ADVP (RB away)))) )\n"
+            "( (S (NP (DT The) (NN company)) (VP (VBD said) (SBAR (S (NP (PRP it)) (VP (VBD lost) "
+            "(NP (NN money))))))) )\n")
+
+
+def test_demo_writes_the_report(tiny_model, tmp_path, capsys):
+    treebank = tmp_path / "small.mrg"
+    treebank.write_text(TREEBANK)
+    out = tmp_path / "report"
+    assert main(["demo", "--model", str(tiny_model), "--out", str(out), "--treebank", str(treebank),
+                 "--sentence", "the cat sat on the mat", "--sentence", "a dog ran away", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "perplexity" in printed and "right" in printed and "best layer" in printed
+
+    results = json.loads((out / "results.json").read_text())
+    # perplexity on the model's own test split (the small corpus it was trained from), batch 1
+    assert results["perplexity"]["batch_size"] == 1 and 1 < results["perplexity"]["perplexity"] < 10000
+    systems = results["parsing"]["all"]["systems"]
+    assert list(systems) == ["layer 1", "layer 2", "layer 3", "mean", "left", "right", "balanced", "random"]
+    assert results["parsing"]["all"]["sentences"] == 3 and results["parsing"]["wsj10"]["sentences"] == 3
+    # trees: one file per system, one tree per gold sentence
+    for name in ("layer_2", "mean", "right"):
+        assert len((out / "trees" / f"trees.{name}.txt").read_text().splitlines()) == 3
+    assert 0.0 <= systems["right"]["sentence_f1"] <= 1.0
+    assert [e["words"] for e in results["examples"]] == [["the", "cat", "sat", "on", "the", "mat"],
+                                                         ["a", "dog", "ran", "away"]]
+    for example in results["examples"]:
+        assert (out / example["plot"]).stat().st_size > 1000
+        assert len(example["distances"]) == 3 and len(example["distances"][0]) == len(example["words"])
+    report = (out / "report.md").read_text()
+    assert "| layer 1 |" in report and "| right |" in report and "plots/example_1.png" in report
+
+
+def test_demo_errors_exit_2_without_traceback(tiny_model, tmp_path):
+    for args in (["--model", tmp_path / "missing"], ["--model", tiny_model, "--eval-batch-size", "0"],
+                 ["--model", tiny_model, "--treebank", tmp_path / "none.mrg", "--no-perplexity"]):
+        res = subprocess.run([sys.executable, "-m", "onlstm", "demo", "--out", str(tmp_path / "r"), *map(str, args)],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2, (args, res.stderr)
+        assert "Traceback" not in res.stderr and "error" in res.stderr
