@@ -163,7 +163,8 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
     description = parse_eval.describe_treebank(treebank)
     reports = {"all": parse_eval.build_report(gold, systems, treebank=description, seed=0)}
     short, short_systems = _subset(gold, systems, 10)
-    if short:
+    if short:  # baselines drawn anew on the subset: the same numbers as `parse-eval --max-length 10`
+        short_systems.update(parse_eval.baseline_systems(short))
         reports["wsj10"] = parse_eval.build_report(short, short_systems, treebank=description, max_length=10, seed=0)
     parse_eval.save_trees(out / "trees" / "trees.txt", systems)
     for r in reports.values():
