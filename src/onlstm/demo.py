@@ -140,7 +140,11 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
         raise UserError(f"cannot create the report folder {out}: {err.strerror or err}") from None
     seconds = {}
     bar = tqdm(total=len(STAGES), desc="demo", unit="stage", disable=not progress,
-               bar_format="{desc}: {n_fmt}/{total_fmt} stages |{bar}| {elapsed}")
+               bar_format="{desc}[stage {n_fmt}/{total_fmt}] |{bar}| {elapsed}")
+
+    def say(text: str) -> None:  # print above the progress bar, not through it
+        with tqdm.external_write_mode():
+            log(text)
 
     # 1. perplexity
     bar.set_description("demo: perplexity on PTB test")
@@ -149,7 +153,7 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
     if perplexity:
         data = (model.training_info or {}).get("data")
         ppl = evaluate_model(model, "test", data, batch_size=eval_batch_size, progress=progress)
-        log(f"PTB test perplexity {ppl['perplexity']:.2f} ({ppl['tokens']:,} tokens, batch {eval_batch_size}, "
+        say(f"PTB test perplexity {ppl['perplexity']:.2f} ({ppl['tokens']:,} tokens, batch {eval_batch_size}, "
             f"{ppl['bits_per_token']:.3f} bits/token)\n")
     seconds["perplexity"] = time.perf_counter() - start
     bar.update(1)
@@ -168,7 +172,7 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
         reports["wsj10"] = parse_eval.build_report(short, short_systems, treebank=description, max_length=10, seed=0)
     parse_eval.save_trees(out / "trees" / "trees.txt", systems)
     for r in reports.values():
-        log(parse_eval.format_table(r, labels=()) + "\n")
+        say(parse_eval.format_table(r, labels=()) + "\n")
     seconds["parse treebank"] = time.perf_counter() - start
     bar.update(1)
 
@@ -184,7 +188,7 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
         examples.append(dict(words=parsed.words, layer=parsed.layer, bracketed=T.to_bracketed(parsed.tree),
                              drawing=drawing, distances=parsed.to_dict()["distances"], oov=parsed.oov,
                              plot=str(plot.relative_to(out))))
-        log(f"{k}. {' '.join(parsed.words)}  ({parsed.layer})\n{drawing}\n")
+        say(f"{k}. {' '.join(parsed.words)}  ({parsed.layer})\n{drawing}\n")
     seconds["examples"] = time.perf_counter() - start
     bar.update(1)
 
