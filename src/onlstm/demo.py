@@ -94,7 +94,7 @@ def markdown_report(report: DemoReport) -> str:
     first = next(iter(report.parsing.values()))
     lines += ["", "## Unsupervised constituency parsing", "",
               f"Treebank: {first['treebank']}. Punctuation removed, the whole-sentence span not counted, "
-              "greedy top-down decoding of the master-forget distances (SPEC §2-3). "
+              "greedy top-down decoding of the master-forget-gate distances, as in the ON-LSTM paper. "
               "`layer k`: the distances of layer k; `mean`: their average; "
               "the last four rows are the baselines (random: seeded).", ""]
     lines += _f1_table(report.parsing)
