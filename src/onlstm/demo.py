@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
@@ -53,8 +53,7 @@ class DemoReport:
     seconds: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return dict(model=self.model, model_info=self.model_info, perplexity=self.perplexity,
-                    parsing=self.parsing, examples=self.examples, seconds=self.seconds)
+        return asdict(self)
 
 
 def _subset(sentences, systems, max_length):
@@ -112,7 +111,7 @@ def _model_info(model) -> dict:
     cfg = model.config
     info = dict(cell=cfg.cell, layers=len(cfg.hidden_sizes), sizes=f"{cfg.emb_size}-" +
                 "-".join(str(h) for h in cfg.hidden_sizes), vocabulary=len(model.vocab),
-                parameters=f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M")
+                parameters=f"{model.num_parameters() / 1e6:.2f}M")
     if cfg.cell == "onlstm":
         info["chunk_size"] = cfg.chunk_size
     return info
@@ -208,15 +207,9 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
     return report
 
 
-def sentence_f1(report: DemoReport, system: str, subset: str = "all") -> float:
-    """Convenience: the sentence F1 of one system in a finished report."""
-    return report.parsing[subset]["systems"][system]["sentence_f1"]
-
-
 def best_layer(report: DemoReport, subset: str = "all") -> tuple:
     """``(name, sentence F1)`` of the best single layer."""
     systems = report.parsing[subset]["systems"]
     layers = {k: v["sentence_f1"] for k, v in systems.items() if k.startswith("layer ")}
     name = max(layers, key=layers.get)
     return name, layers[name]
-
