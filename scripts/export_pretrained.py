@@ -41,18 +41,16 @@ def main(argv=None) -> int:
     for note in args.training_note:
         key, _, value = note.partition("=")
         info[key] = value
-    model.config.parse_layer = args.parse_layer
-    model.config.__post_init__()  # validates parse_layer
+    progress = sys.stderr.isatty()
+    before = evaluate_model(model, "test", progress=progress)["perplexity"] if args.check else None
 
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "model"
-        exported = LanguageModel.from_pretrained(args.run)
-        exported.config.parse_layer = args.parse_layer
-        exported.to(getattr(torch, args.dtype)).save_pretrained(staged, extra_config={"training": info})
+        model.config.parse_layer = args.parse_layer
+        model.to(getattr(torch, args.dtype)).save_pretrained(staged, extra_config={"training": info})
+        exported = LanguageModel.from_pretrained(staged)  # also validates parse_layer
         if args.check:
-            before = evaluate_model(model, "test", progress=sys.stderr.isatty())["perplexity"]
-            after = evaluate_model(LanguageModel.from_pretrained(staged), "test",
-                                   progress=sys.stderr.isatty())["perplexity"]
+            after = evaluate_model(exported, "test", progress=progress)["perplexity"]
             change = abs(after - before) / before
             print(json.dumps(dict(float32=before, exported=after, dtype=args.dtype, relative_change=change)))
             if change >= 0.005:
