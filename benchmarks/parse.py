@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from onlstm import parse as P
-from onlstm.data import Vocabulary
+from onlstm.tasks import parse as P
+from onlstm.text import Vocabulary
 from onlstm.lm import LanguageModel, LMConfig
-from onlstm.pretrained import default_model_path
+from onlstm.bundled import default_model_path
 from onlstm.treebank import load_treebank
 
 

@@ -3,7 +3,7 @@
 
 Usage::
 
-    python scripts/bundle_logic.py SOURCE_DIR [--out src/onlstm/data/logic]
+    python scripts/bundle_logic.py SOURCE_DIR [--out src/onlstm/resources/logic]
 
 ``SOURCE_DIR`` holds ``train0..train12``, ``test0..test12`` and ``SOURCE.md`` (a copy of
 ``propositionallogic/`` of sleepinyourhat/vector-entailment, see that SOURCE.md). Each

@@ -3,7 +3,7 @@
 
 Usage::
 
-    python scripts/convert_syneval.py SOURCE_DIR [--out src/onlstm/data/syneval]
+    python scripts/convert_syneval.py SOURCE_DIR [--out src/onlstm/resources/syneval]
 
 ``SOURCE_DIR`` is a copy of upstream ``LM_syneval/EMNLP2018`` as described by its
 ``SOURCE.md``: ``SOURCE_DIR/templates/*.pickle`` plus ``SOURCE.md``,

@@ -1,7 +1,7 @@
 """Export a trained run folder as the bundled default model (maintainers only).
 
     python scripts/export_pretrained.py runs/cpu-onlstm --parse-layer 3 \
-        --training-note "..." --out src/onlstm/pretrained/ptb-onlstm
+        --training-note "..." --out src/onlstm/resources/models/ptb-onlstm
 
 Writes model.safetensors (float16 by default; loading casts back to float32), config.json
 (with ``parse_layer``, the layer `onlstm parse` uses by default, and the training facts
@@ -28,7 +28,7 @@ from onlstm.train import evaluate_model
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="training run folder (or any model folder)")
-    p.add_argument("--out", default="src/onlstm/pretrained/ptb-onlstm")
+    p.add_argument("--out", default="src/onlstm/resources/models/ptb-onlstm")
     p.add_argument("--parse-layer", type=int, required=True, help="1-based default layer for parsing")
     p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     p.add_argument("--training-note", action="append", default=[], metavar="KEY=VALUE",

@@ -10,23 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onlstm.data import (
-    EOS,
-    UNK,
-    BPTTSampler,
-    TextOptions,
-    Vocabulary,
-    batchify,
-    bundled_ptb,
-    encode_file,
-    get_batch,
-    load_corpus,
-    pad_batch,
-    read_tokens,
-    sample_seq_len,
-    shard_columns,
-    tokenize,
-)
+from onlstm.batching import BPTTSampler, batchify, get_batch, pad_batch, sample_seq_len, shard_columns
+from onlstm.corpus import bundled_ptb, encode_file, load_corpus, read_tokens
+from onlstm.text import EOS, UNK, TextOptions, Vocabulary, tokenize
 from onlstm.errors import UserError
 
 

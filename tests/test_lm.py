@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from onlstm.data import Vocabulary
+from onlstm.text import Vocabulary
 from onlstm.errors import UserError
 from onlstm.lm import LanguageModel, LMConfig
 

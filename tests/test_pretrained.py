@@ -6,9 +6,9 @@ import torch
 
 from onlstm import trees as T
 from onlstm.cli import main
-from onlstm.data import load_corpus
-from onlstm.parse import parse
-from onlstm.pretrained import default_model_path
+from onlstm.corpus import load_corpus
+from onlstm.tasks.parse import parse
+from onlstm.bundled import default_model_path
 from onlstm.train import evaluate_ids
 
 

@@ -122,7 +122,7 @@ def test_ddp_step_equals_single_process_step(corpus, tmp_path):
 
 
 def _weights_initial(corpus):
-    from onlstm.data import load_corpus
+    from onlstm.corpus import load_corpus
     from onlstm.lm import LanguageModel
 
     cfg = T.resolve_config("tiny", overrides=dict(data=str(corpus)))
@@ -134,7 +134,8 @@ def _weights_initial(corpus):
 
 def test_a_last_window_of_one_step_trains(corpus, tmp_path):
     """TAR needs two steps; an epoch whose last window has one step must not produce NaN."""
-    from onlstm.data import batchify, load_corpus
+    from onlstm.batching import batchify
+    from onlstm.corpus import load_corpus
 
     n_steps = batchify(load_corpus(str(corpus), required=("train", "valid")).train, 4).size(0)
     bptt = next(b for b in range(5, 60) if (n_steps - 1) % b == 1)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import __version__
-from .data import EOS, TextOptions, Vocabulary, tokenize
+from .text import EOS, TextOptions, Vocabulary, tokenize
 from .errors import UserError
 from .layer import ONLSTM, drop_connect
 
@@ -127,7 +127,7 @@ class LanguageModel(nn.Module):
     """Word-level language model with an ON-LSTM (or LSTM) stack and a tied decoder.
 
     ``forward(tokens, hidden=None, return_distances=False)``: ``tokens`` (T, B) ids; returns
-    :class:`LMOutput`. ``vocab`` (a :class:`~onlstm.data.Vocabulary`) is attached when the model
+    :class:`LMOutput`. ``vocab`` (a :class:`~onlstm.text.Vocabulary`) is attached when the model
     is built by :meth:`from_pretrained` or the training pipeline.
     """
 

@@ -35,7 +35,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .data import BPTTSampler, TextOptions, batchify, encode_file, get_batch, load_corpus, shard_columns
+from .batching import BPTTSampler, batchify, get_batch, shard_columns
+from .corpus import encode_file, load_corpus
+from .text import TextOptions
 from .errors import UserError
 from .lm import LanguageModel, LMConfig, perplexity
 
@@ -442,7 +444,7 @@ def _train(cfg, run_dir, resume, log, progress, info, ckpt_path, ckpt_tensors, c
     corpus = load_corpus(cfg.data, options=TextOptions(cfg.char_level, cfg.lower, cfg.digits_to_N),
                          max_vocab=cfg.max_vocab, min_count=cfg.min_count, required=("train", "valid"))
     if resume:
-        from .data import Vocabulary
+        from .text import Vocabulary
 
         vocab = Vocabulary.load(run_dir / "vocab.json") if (run_dir / "vocab.json").exists() else corpus.vocab
         if vocab != corpus.vocab:

@@ -33,11 +33,12 @@ import gzip
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Optional, Union
 
+from .bundled import resource
 from .errors import UserError
+from .text import normalize_digits
 from .trees import Span, Tree
 
 __all__ = [
@@ -131,12 +132,9 @@ class GoldSentence:
 # Words and labels
 # --------------------------------------------------------------------------------------
 
-_DIGITS = re.compile(r"[0-9]+")
-
-
 def normalize_word(word: str) -> str:
     """Lower-case, then replace every run of digits by ``N``: ``"1,500s"`` -> ``"N,Ns"``."""
-    return _DIGITS.sub("N", word.lower())
+    return normalize_digits(word.lower())
 
 
 def strip_function_tags(label: str) -> str:
@@ -362,7 +360,7 @@ def _reduce(node: Constituent, words: list[str], labeled: list[LabeledSpan]) -> 
 
 def bundled_sample_path() -> Path:
     """Path of the bundled NLTK 10% WSJ sample (3,914 trees, WSJ files 0001-0199)."""
-    path = Path(str(resources.files("onlstm") / "data" / "treebank" / _BUNDLED_SAMPLE))
+    path = resource("treebank", _BUNDLED_SAMPLE)
     if not path.is_file():  # pragma: no cover - a broken installation
         raise UserError(f"the bundled treebank sample is missing ({path}); reinstall onlstm")
     return path

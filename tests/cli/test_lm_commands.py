@@ -86,7 +86,7 @@ def test_parse_maps_words_to_the_vocabulary_form(tiny_model, capsys):
 
 def test_parse_default_layer_follows_the_models_parse_layer(tiny_model):
     from onlstm.lm import LanguageModel
-    from onlstm.parse import parse
+    from onlstm.tasks.parse import parse
 
     model = LanguageModel.from_pretrained(tiny_model)
     assert model.config.parse_layer is None

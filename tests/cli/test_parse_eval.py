@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from onlstm import parse_eval as task
+from onlstm.tasks import parse_eval as task
 from onlstm import trees as T
 from onlstm.cli import main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
-from ..pretrained import default_model_path
+from ..bundled import default_model_path
 
 
 def add_model_argument(parser, positional: bool = False) -> None:

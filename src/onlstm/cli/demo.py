@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .. import demo as task
+from ..tasks import demo as task
 from .common import add_model_argument, load_model
 
 

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .. import parse as task
+from ..tasks import parse as task
 from .. import trees as T
 from ..errors import UserError
 from .common import add_model_argument, load_model

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from .. import parse_eval as task
+from ..tasks import parse_eval as task
 from ..errors import UserError
 from ..metrics import BASELINE_NAMES
 from .common import add_model_argument, load_model

@@ -50,9 +50,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..bundled import resource
 from ..errors import UserError
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "logic"
+DATA_DIR = resource("logic")
 MAX_K = 12
 RELATIONS = ("=", "<", ">", "^", "|", "v", "#")
 RELATION_NAMES = {

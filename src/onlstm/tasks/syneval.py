@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from ..bundled import resource
 from ..errors import UserError
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "syneval"
+DATA_DIR = resource("syneval")
 
 SHORT = "short"
 LONG = "long"

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from . import trees as T
-from .errors import UserError
-from .metrics import BASELINE_NAMES, MAIN_LABELS, ParseScores, baseline_trees, evaluate_systems
-from .treebank import GoldSentence, load_treebank
-from .trees import Tree
+from .. import trees as T
+from ..errors import UserError
+from ..metrics import BASELINE_NAMES, MAIN_LABELS, ParseScores, baseline_trees, evaluate_systems
+from ..treebank import GoldSentence, load_treebank
+from ..trees import Tree
 
 __all__ = [
     "ParseEvalReport",

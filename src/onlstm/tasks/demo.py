@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from . import parse_eval
-from . import trees as T
-from .errors import UserError
+from .. import trees as T
+from ..errors import UserError
 
 __all__ = ["EXAMPLE_SENTENCES", "DemoReport", "run_demo", "markdown_report"]
 
@@ -126,8 +126,8 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
     from tqdm.auto import tqdm
 
     from .parse import parse
-    from .plots import plot_distances
-    from .train import evaluate_model
+    from ..plots import plot_distances
+    from ..train import evaluate_model
 
     if model.config.cell != "onlstm":
         raise UserError("the demo needs an ON-LSTM model (this one is an LSTM baseline)")

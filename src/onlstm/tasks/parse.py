@@ -13,11 +13,11 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 
-from . import trees as T
-from .data import tokenize
-from .errors import UserError
-from .lm import LanguageModel
-from .treebank import normalize_word
+from .. import trees as T
+from ..text import tokenize
+from ..errors import UserError
+from ..lm import LanguageModel
+from ..treebank import normalize_word
 
 DECODERS = {"greedy": T.greedy, "split": T.split}
 

@@ -1,0 +1,123 @@
+"""Reading and writing files safely: one place for the project's file I/O rules.
+
+* Reading: `read_bytes` gunzips by magic bytes (whatever the file's name) and turns every
+  OS error into a `UserError` naming the file; `decode_utf8` drops a byte-order mark and
+  names the line of a bad byte.
+* Writing: `atomic_write_bytes` / `atomic_write_text` write a temporary file beside the
+  target, fsync it, rename it over the target and fsync the folder, so a crash or a full
+  disk leaves either the old file or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import os
+import zlib
+from pathlib import Path
+from typing import Any, Union
+
+from .errors import UserError
+
+__all__ = ["PathLike", "read_bytes", "decode_utf8", "read_text", "atomic_write_bytes", "atomic_write_text"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically and durably (temp file, fsync, rename, fsync folder).
+
+    OS errors (no space, read-only folder, permission) become a `UserError` naming the file;
+    the previous content of ``path`` is then untouched.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise UserError(f"{path}: cannot write: {reason}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """`atomic_write_bytes` of UTF-8 text with ``\\n`` line ends."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_bytes(path: Any, what: str = "file") -> bytes:
+    """Raw bytes of `path` (a Path or an importlib.resources Traversable), gunzipped if needed."""
+    try:
+        if path.is_dir():
+            raise UserError(f"{path}: is a directory, expected a {what}")
+        raw = path.read_bytes()
+    except UserError:
+        raise
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, expected a {what}") from None
+    except PermissionError:
+        raise UserError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise UserError(f"{path}: broken gzip file: {e}") from None
+    return raw
+
+
+def decode_utf8(raw: bytes, path: Any) -> str:
+    """Decode UTF-8 (a leading byte-order mark is dropped); bad bytes -> UserError with line/offset."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        start = e.start
+        line = raw.count(b"\n", 0, start) + 1
+        col = start - (raw.rfind(b"\n", 0, start) + 1)
+        raise UserError(
+            f"{path}: line {line}: not valid UTF-8 (byte 0x{raw[start]:02x} at byte offset {col} of the line, "
+            f"offset {start} of the file); convert the file to UTF-8, e.g. with "
+            f"`iconv -f latin1 -t utf-8`"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def read_text(path: PathLike) -> str:
+    """The whole text of a UTF-8 (optionally gzipped) file; errors are UserErrors naming it."""
+    path = path if hasattr(path, "read_bytes") else Path(path)
+    return decode_utf8(read_bytes(path), path)
+
