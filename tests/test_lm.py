@@ -29,8 +29,22 @@ def test_forward_shapes_and_tied_decoder(cell):
     assert len(out.hidden) == 2 and out.hidden[0][0].shape == (1, 3, 12)
     if cell == "onlstm":
         assert out.distances.shape == (2, 7, 3)
+        assert out.input_distances.shape == (2, 7, 3)
     else:
-        assert out.distances is None
+        assert out.distances is None and out.input_distances is None
+    assert model(torch.randint(0, 10, (7, 3))).input_distances is None
+
+
+def test_input_distances_are_each_layers_mean_input_master_gate():
+    model = _model().eval()
+    x = torch.randint(0, 10, (6, 2))
+    out = model(x, return_distances=True)
+    h = model.encoder(x)
+    for k, rnn in enumerate(model.rnns):
+        h, _, dist = rnn(h, return_distances=True)
+        assert torch.allclose(out.distances[k], dist.forget[0])
+        assert torch.allclose(out.input_distances[k], dist.input[0])
+    assert not torch.allclose(out.distances, out.input_distances)
 
 
 @pytest.mark.parametrize("cell", ["onlstm", "lstm"])

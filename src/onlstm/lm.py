@@ -81,13 +81,15 @@ class LMConfig:
 class LMOutput(NamedTuple):
     """``logits`` (T, B, V) (None when called with ``decode=False``); ``hidden``: per-layer (h, c) states; ``last_raw`` / ``last_dropped``:
     the last layer's outputs before / after output dropout (for TAR / AR); ``distances``:
-    per-layer forget distances (L, T, B) when asked for, else None."""
+    per-layer forget distances d_f = 1 - mean(f~) (L, T, B) and ``input_distances``: per-layer
+    input distances d_i = mean(i~) (L, T, B) (docs/spec.md §2), both when asked for, else None."""
 
     logits: Tensor
     hidden: list
     last_raw: Tensor
     last_dropped: Tensor
     distances: Optional[Tensor]
+    input_distances: Optional[Tensor] = None
 
 
 def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -171,11 +173,12 @@ class LanguageModel(nn.Module):
             hidden = self.init_hidden(tokens.shape[1])
         weight = embedding_dropout(self.encoder.weight, c.dropoute, self.training)
         x = locked_dropout(F.embedding(tokens, weight), c.dropouti, self.training)
-        new_hidden, distances = [], []
+        new_hidden, distances, input_distances = [], [], []
         for k, rnn in enumerate(self.rnns):
             if return_distances and c.cell == "onlstm":
                 x, h, dist = rnn(x, hidden[k], return_distances=True)
                 distances.append(dist.forget[0])
+                input_distances.append(dist.input[0])
             else:
                 x, h = rnn(x, hidden[k])
             new_hidden.append(h)
@@ -185,7 +188,8 @@ class LanguageModel(nn.Module):
         last_dropped = locked_dropout(x, c.dropout, self.training)
         logits = self.decoder(last_dropped) if decode else None  # distances alone need no softmax
         dist = torch.stack(distances) if distances else None
-        return LMOutput(logits, new_hidden, last_raw, last_dropped, dist)
+        input_dist = torch.stack(input_distances) if input_distances else None
+        return LMOutput(logits, new_hidden, last_raw, last_dropped, dist, input_dist)
 
     # ----------------------------------------------------------------------------------
     # Sentences: log-probabilities and distances, in padded batches
