@@ -1,4 +1,5 @@
-"""A published-layout state dict converts and gives the published code's evaluation outputs."""
+"""A published-layout state dict converts and gives the published code's evaluation outputs,
+in both DropConnect conventions; an untied one is refused."""
 
 import pytest
 import torch
@@ -35,30 +36,38 @@ def _random_published(sizes, d_in, chunk, prefix="rnn."):
     return sd
 
 
-def test_layer_target_gives_published_eval_outputs():
+@pytest.mark.parametrize("convention", ["published", "rescaled"])
+def test_layer_target_gives_published_eval_outputs(convention):
     torch.manual_seed(0)
     sizes, d_in, chunk, wdrop = [6, 6, 6], 4, 3, 0.45
     sd = _random_published(sizes, d_in, chunk)
-    ours = ONLSTM(d_in, 6, num_layers=3, chunk_size=chunk, dropconnect=wdrop).double().eval()
-    ours.load_state_dict(convert_published_state_dict(sd, wdrop, target="layer"))
+    ours = ONLSTM(d_in, 6, num_layers=3, chunk_size=chunk, dropconnect=wdrop,
+                  dropconnect_convention=convention).double().eval()
+    conv = convert_published_state_dict(sd, wdrop, target="layer", convention=convention)
+    ours.load_state_dict(conv)
+    scale = 1.0 if convention == "published" else 1 - wdrop
+    assert torch.equal(conv["weight_hh_l1"], sd["rnn.cells.1.hh.weight"] * scale)
+    assert torch.equal(conv["weight_ih_l1"], sd["rnn.cells.1.ih.0.weight"])
     x = torch.randn(5, 2, d_in, dtype=torch.double)
     expected = _published_forward_eval(sd, x, sizes, chunk, wdrop)
     out, _ = ours(x)
     assert (out - expected).abs().max() < 1e-10
 
 
-def test_lm_target_keys_and_per_layer_sizes():
+@pytest.mark.parametrize("convention", ["published", "rescaled"])
+def test_lm_target_keys_and_per_layer_sizes(convention):
     torch.manual_seed(0)
     sizes, d_in, chunk, wdrop = [8, 6, 4], 4, 2, 0.3
     sd = _random_published(sizes, d_in, chunk)
     sd["encoder.weight"] = torch.randn(11, d_in, dtype=torch.double)
     sd["decoder.weight"] = sd["encoder.weight"]
     sd["decoder.bias"] = torch.zeros(11, dtype=torch.double)
-    conv = convert_published_state_dict(sd, wdrop, target="lm")
+    conv = convert_published_state_dict(sd, wdrop, target="lm", convention=convention)
     assert {"encoder.weight", "decoder.weight", "decoder.bias", "rnns.2.weight_hh_l0"} <= set(conv)
     layers = []
     for k, n in enumerate(sizes):
-        layer = ONLSTM(d_in if k == 0 else sizes[k - 1], n, chunk_size=chunk).double().eval()
+        layer = ONLSTM(d_in if k == 0 else sizes[k - 1], n, chunk_size=chunk, dropconnect=wdrop,
+                       dropconnect_convention=convention).double().eval()
         layer.load_state_dict({key.split(".", 2)[2]: v for key, v in conv.items() if key.startswith(f"rnns.{k}.")})
         layers.append(layer)
     x = torch.randn(5, 2, d_in, dtype=torch.double)
@@ -66,7 +75,20 @@ def test_lm_target_keys_and_per_layer_sizes():
     for layer in layers:
         h, _ = layer(h)
     assert (h - _published_forward_eval(sd, x, sizes, chunk, wdrop)).abs().max() < 1e-10
-    assert torch.equal(conv["rnns.0.weight_hh_l0"], sd["rnn.cells.0.hh.weight"] * (1 - wdrop))
+    scale = 1.0 if convention == "published" else 1 - wdrop
+    assert torch.equal(conv["rnns.0.weight_hh_l0"], sd["rnn.cells.0.hh.weight"] * scale)
+
+
+def test_untied_language_model_is_refused():
+    sd = _random_published([4], 4, 2)
+    sd["encoder.weight"] = torch.randn(11, 4, dtype=torch.double)
+    sd["decoder.weight"] = sd["encoder.weight"].clone()
+    sd["decoder.bias"] = torch.zeros(11, dtype=torch.double)
+    convert_published_state_dict(sd, 0.45, target="lm")  # equal values: tied, accepted
+    sd["decoder.weight"] = sd["decoder.weight"] + 1e-3
+    with pytest.raises(ValueError, match="untied"):
+        convert_published_state_dict(sd, 0.45, target="lm")
+    convert_published_state_dict(sd, 0.45, target="layer")  # the layer target has no decoder
 
 
 def test_rejects_non_published_dict():
@@ -74,3 +96,5 @@ def test_rejects_non_published_dict():
         convert_published_state_dict({"weight": torch.zeros(2)}, 0.45)
     with pytest.raises(ValueError, match="target"):
         convert_published_state_dict({}, 0.45, target="x")
+    with pytest.raises(ValueError, match="convention"):
+        convert_published_state_dict({}, 0.45, convention="inverted")

@@ -165,8 +165,8 @@ def test_default_chunk_size():
 
 
 def test_dropconnect_one_mask_per_call_and_none_in_eval(impl):
-    p = 0.4
-    model = _make(input_size=3, hidden_size=4, chunk_size=2, dropconnect=p)
+    p = 0.4  # the "rescaled" convention; the "published" one is tested in test_dropconnect.py
+    model = _make(input_size=3, hidden_size=4, chunk_size=2, dropconnect=p, dropconnect_convention="rescaled")
     x = torch.randn(6, 2, 3, dtype=torch.double)
     model.train()
     torch.manual_seed(123)

@@ -6,9 +6,17 @@ Parameters are named and shaped as in ``torch.nn.LSTM`` (``weight_ih_l{k}`` of s
 :mod:`onlstm.cell`).
 
 DropConnect (``dropconnect=p``) zeroes each recurrent weight with probability p, one mask per
-forward call, and scales the kept ones by 1/(1-p) ("inverted", so evaluation uses the weight
-as stored). The published code instead scales by (1-p) at evaluation; :mod:`onlstm.convert`
-folds that factor into the weights.
+forward call (docs/spec.md §4). Two conventions (``dropconnect_convention``):
+``"published"`` (default) as the published code's ``LinearDropConnect``: the kept weights are
+used as stored in training and the weight is multiplied by (1-p) at evaluation, so the
+published code's stored weights load unconverted; ``"rescaled"``: the kept weights are scaled
+by 1/(1-p) in training and evaluation uses the weight as stored. Both give the same outputs
+from weights that differ by the factor (1-p), but not the same training step: the gradient on
+the stored weight is 1/(1-p) times larger under ``"rescaled"``.
+
+Initialisation as the published code, whose maps are ``nn.Linear``: every weight and bias is
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in being the input size for ``*_ih`` and the hidden
+size for ``*_hh``.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .cell import MASTER_INPUT_VARIANTS, cell_step, recurrence
+from .cell import MASTER_INPUT_VARIANTS, cell_step, check_dtype
+from .recurrence import recurrence
 
 
 class Distances(NamedTuple):
@@ -56,12 +65,40 @@ def _check_common(input_size, hidden_size, chunk_size, dropconnect, master_input
     return chunk_size
 
 
-def drop_connect(weight: Tensor, p: float, training: bool) -> Tensor:
-    """Zero each entry with probability ``p`` and scale the rest by 1/(1-p) (training only)."""
-    if not training or p == 0.0:
+DROPCONNECT_CONVENTIONS = ("published", "rescaled")
+
+
+def _check_convention(convention: str) -> str:
+    if convention not in DROPCONNECT_CONVENTIONS:
+        raise ValueError(f"dropconnect_convention must be one of {DROPCONNECT_CONVENTIONS}, got {convention!r}")
+    return convention
+
+
+def dropconnect_keep_mask(weight: Tensor, p: float) -> Tensor:
+    """Boolean mask of ``weight``'s shape, True (kept) with probability 1 - p."""
+    return torch.rand_like(weight) >= p
+
+
+def drop_connect(weight: Tensor, p: float, training: bool, convention: str = "published") -> Tensor:
+    """DropConnect on a weight (docs/spec.md §4), in one of the two conventions.
+
+    ``"published"``: training zeroes each entry with probability ``p`` (kept entries as stored);
+    evaluation returns ``weight * (1 - p)``. ``"rescaled"``: training zeroes with probability
+    ``p`` and scales the kept entries by 1/(1-p); evaluation returns ``weight``.
+    """
+    if p == 0.0:
         return weight
-    keep = torch.rand_like(weight) >= p
-    return torch.where(keep, weight * (1.0 / (1.0 - p)), 0.0)  # one pass fewer than weight * keep * scale
+    if not training:
+        return weight * (1.0 - p) if convention == "published" else weight
+    keep = dropconnect_keep_mask(weight, p)
+    kept = weight if convention == "published" else weight * (1.0 / (1.0 - p))
+    return torch.where(keep, kept, 0.0)  # one pass fewer than weight * keep * scale
+
+
+def _linear_default_init(weight: Tensor, fan_in: int) -> None:
+    """``nn.Linear``'s default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (for weights and biases)."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    nn.init.uniform_(weight, -bound, bound)
 
 
 class ONLSTM(nn.Module):
@@ -81,6 +118,9 @@ class ONLSTM(nn.Module):
             one mask per forward call).
         bidirectional: run a reverse direction too; outputs are concatenated.
         master_input: ``"paper"`` (``1 - cumax``) or ``"symmetric"`` (``revcumsum(softmax)``).
+        dropconnect_convention: ``"published"`` (kept weights as stored in training, weight
+            times (1-p) at evaluation; the published code's) or ``"rescaled"`` (kept weights
+            times 1/(1-p) in training, as stored at evaluation). See the module docstring.
 
     Shapes (L = num_layers, D = 2 if bidirectional else 1, T = seq, B = batch):
         input: (T, B, input_size), (B, T, input_size) if batch_first, (T, input_size)
@@ -103,11 +143,13 @@ class ONLSTM(nn.Module):
         dropconnect: float = 0.0,
         bidirectional: bool = False,
         master_input: str = "paper",
+        dropconnect_convention: str = "published",
         device=None,
         dtype=None,
     ):
         super().__init__()
         self.chunk_size = _check_common(input_size, hidden_size, chunk_size, dropconnect, master_input)
+        self.dropconnect_convention = _check_convention(dropconnect_convention)
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1, got {num_layers!r}")
         if not 0.0 <= dropout < 1.0:
@@ -133,15 +175,17 @@ class ONLSTM(nn.Module):
         return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
 
     def reset_parameters(self) -> None:
-        """Uniform(-1/sqrt(n), 1/sqrt(n)) for every parameter, as torch.nn.LSTM."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        """As the published code's ``nn.Linear`` maps: U(±1/sqrt(fan_in)) for each weight and
+        bias, fan_in = the layer's input size for ``*_ih``, ``hidden_size`` for ``*_hh``."""
+        for name, weight in self.named_parameters():
+            fan_in = self.hidden_size if "_hh" in name else getattr(self, name.replace("bias_ih", "weight_ih")).shape[1]
+            _linear_default_init(weight, fan_in)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, chunk_size={self.chunk_size}"
         for name, default in [("batch_first", False), ("dropout", 0.0), ("dropconnect", 0.0),
-                              ("bidirectional", False), ("bias", True), ("master_input", "paper")]:
+                              ("bidirectional", False), ("bias", True), ("master_input", "paper"),
+                              ("dropconnect_convention", "published")]:
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return s
@@ -171,6 +215,7 @@ class ONLSTM(nn.Module):
             x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
             batch_sizes, lengths, sorted_idx = None, None, None
         T, B = x.shape[0], x.shape[1]
+        check_dtype(x, self.weight_ih_l0)
         h0, c0 = self._initial_state(hx, B, x, unbatched, sorted_idx)
 
         reverse_index = None
@@ -184,7 +229,8 @@ class ONLSTM(nn.Module):
             for direction, suffix in enumerate(self._suffixes(layer)):
                 idx = layer * directions + direction
                 w_ih = getattr(self, f"weight_ih{suffix}")
-                w_hh = drop_connect(getattr(self, f"weight_hh{suffix}"), self.dropconnect, self.training)
+                w_hh = drop_connect(getattr(self, f"weight_hh{suffix}"), self.dropconnect, self.training,
+                                    self.dropconnect_convention)
                 bias = getattr(self, f"bias_ih{suffix}") + getattr(self, f"bias_hh{suffix}") if self.bias else None
                 seq = layer_input if direction == 0 else _gather_time(layer_input, reverse_index)
                 x_proj = F.linear(seq, w_ih, bias)  # hoisted: one product for all steps
@@ -275,14 +321,16 @@ class ONLSTMCell(nn.Module):
     ``forward(input, hx=None, return_distances=False)``: ``input`` (B, input_size) or
     (input_size,); ``hx = (h, c)`` each (B, n). Returns ``(h', c')``, plus
     ``(forget distance, input distance)`` each (B,) when ``return_distances``.
-    DropConnect draws a new mask at every call; to keep one mask over a sequence, apply
-    the cell in eval mode to a masked copy of the weights, or use :class:`ONLSTM`.
+    DropConnect draws a new mask at every call; to keep one mask over a sequence, apply a
+    cell with ``dropconnect=0`` to a masked copy of the weights, or use :class:`ONLSTM`.
     """
 
     def __init__(self, input_size: int, hidden_size: int, chunk_size: Optional[int] = None, bias: bool = True,
-                 dropconnect: float = 0.0, master_input: str = "paper", device=None, dtype=None):
+                 dropconnect: float = 0.0, master_input: str = "paper", dropconnect_convention: str = "published",
+                 device=None, dtype=None):
         super().__init__()
         self.chunk_size = _check_common(input_size, hidden_size, chunk_size, dropconnect, master_input)
+        self.dropconnect_convention = _check_convention(dropconnect_convention)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.dropconnect, self.master_input = float(dropconnect), master_input
         self.num_levels = hidden_size // self.chunk_size
@@ -296,9 +344,12 @@ class ONLSTMCell(nn.Module):
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
-        bound = 1.0 / math.sqrt(hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """As :meth:`ONLSTM.reset_parameters`: U(±1/sqrt(fan_in)), fan_in = input_size for ``*_ih``."""
+        for name, weight in self.named_parameters():
+            _linear_default_init(weight, self.hidden_size if "_hh" in name else self.input_size)
 
     def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None, return_distances: bool = False):
         if not isinstance(input, Tensor) or input.dim() not in (1, 2):
@@ -319,7 +370,7 @@ class ONLSTMCell(nn.Module):
                     raise ValueError(f"hx {name} must have shape {expected}, got {tuple(t.shape)}")
             if unbatched:
                 h, c = h.unsqueeze(0), c.unsqueeze(0)
-        w_hh = drop_connect(self.weight_hh, self.dropconnect, self.training)
+        w_hh = drop_connect(self.weight_hh, self.dropconnect, self.training, self.dropconnect_convention)
         h, c, mf, mi = cell_step(x, h, c, self.weight_ih, w_hh, self.bias_ih, self.bias_hh,
                                  self.chunk_size, self.master_input)
         if unbatched:

@@ -7,6 +7,12 @@ weights (one mask per forward call), and the activation regularisers AR / TAR co
 from the last layer's outputs. ``cell="lstm"`` builds the same model with
 ``torch.nn.LSTM`` layers (AWD-LSTM), so comparisons run through one pipeline.
 
+As the published code (docs/spec.md §4): DropConnect in ``config.dropconnect_convention``
+(new ON-LSTM models: ``"published"``, weights unscaled in training and times (1-p) at
+evaluation; new LSTM models: AWD-LSTM's ``"rescaled"``; folders saved before the key existed
+load as ``"rescaled"``, as they were trained), embedding U(±0.1), decoder bias 0, and the
+layers' ``nn.Linear``-style initialisation (see :mod:`onlstm.layer`).
+
 A model folder holds ``model.safetensors`` (weights), ``config.json`` and ``vocab.json``;
 :meth:`LanguageModel.save_pretrained` / :meth:`LanguageModel.from_pretrained` write and read
 it, never unpickling anything.
@@ -28,7 +34,7 @@ from torch import Tensor, nn
 from . import __version__
 from .text import EOS, TextOptions, Vocabulary, tokenize
 from .errors import UserError
-from .layer import ONLSTM, drop_connect
+from .layer import DROPCONNECT_CONVENTIONS, ONLSTM, drop_connect
 
 CONFIG_FORMAT = "onlstm-language-model"
 CONFIG_VERSION = 1
@@ -50,6 +56,10 @@ class LMConfig:
     dropouti: float = 0.5  # locked dropout on the embedded input
     dropoute: float = 0.1  # embedding dropout (whole words)
     wdrop: float = 0.45  # DropConnect on the recurrent weights
+    # "published" | "rescaled" (see onlstm.layer); None: the cell's published code's ("published"
+    # for ON-LSTM's LinearDropConnect, "rescaled" for AWD-LSTM's WeightDrop). A saved config
+    # without the key was trained with "rescaled" (from_dict).
+    dropconnect_convention: Optional[str] = None
     text: dict = field(default_factory=lambda: TextOptions().to_dict())
     parse_layer: Optional[int] = None  # 1-based layer `parse` uses by default (None: the middle one)
 
@@ -58,6 +68,11 @@ class LMConfig:
             raise UserError(f"cell must be 'onlstm' or 'lstm', got {self.cell!r}")
         if not self.hidden_sizes:
             raise UserError("hidden_sizes must list at least one layer size")
+        if self.dropconnect_convention is None:
+            self.dropconnect_convention = "published" if self.cell == "onlstm" else "rescaled"
+        if self.dropconnect_convention not in DROPCONNECT_CONVENTIONS:
+            raise UserError(f"dropconnect_convention must be one of {DROPCONNECT_CONVENTIONS}, "
+                            f"got {self.dropconnect_convention!r}")
         if self.hidden_sizes[-1] != self.emb_size:
             raise UserError(
                 f"the last layer size ({self.hidden_sizes[-1]}) must equal emb_size ({self.emb_size}) to tie the decoder"
@@ -71,11 +86,13 @@ class LMConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LMConfig":
+        """The config saved as ``config.json["model"]``; one written before the DropConnect
+        convention was recorded loads as ``"rescaled"``, the convention it was trained with."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise UserError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{"dropconnect_convention": "rescaled", **d})
 
 
 class LMOutput(NamedTuple):
@@ -110,17 +127,19 @@ def embedding_dropout(weight: Tensor, p: float, training: bool) -> Tensor:
 
 class WeightDropLSTM(nn.Module):
     """A one-layer ``nn.LSTM`` with DropConnect on ``weight_hh_l0`` (AWD-LSTM's weight drop),
-    inverted like ours; shaped like a one-layer :class:`~onlstm.ONLSTM`."""
+    in either convention of :func:`~onlstm.layer.drop_connect` (AWD-LSTM's own ``WeightDrop``
+    is ``"rescaled"``); shaped like a one-layer :class:`~onlstm.ONLSTM`. ``nn.LSTM``'s init."""
 
-    def __init__(self, input_size: int, hidden_size: int, wdrop: float):
+    def __init__(self, input_size: int, hidden_size: int, wdrop: float, convention: str = "rescaled"):
         super().__init__()
         self.lstm = nn.LSTM(input_size, hidden_size)
         self.wdrop = wdrop
+        self.convention = convention
 
     def forward(self, x: Tensor, hx=None):
-        if self.training and self.wdrop > 0:
+        if self.wdrop > 0 and (self.training or self.convention == "published"):
             params = dict(self.lstm.named_parameters())
-            params["weight_hh_l0"] = drop_connect(params["weight_hh_l0"], self.wdrop, True)
+            params["weight_hh_l0"] = drop_connect(params["weight_hh_l0"], self.wdrop, self.training, self.convention)
             return torch.func.functional_call(self.lstm, params, (x, hx))
         return self.lstm(x, hx)
 
@@ -147,9 +166,9 @@ class LanguageModel(nn.Module):
         for k in range(len(c.hidden_sizes)):
             if c.cell == "onlstm":
                 layers.append(ONLSTM(sizes[k], sizes[k + 1], chunk_size=c.chunk_size, dropconnect=c.wdrop,
-                                     master_input=c.master_input))
+                                     master_input=c.master_input, dropconnect_convention=c.dropconnect_convention))
             else:
-                layers.append(WeightDropLSTM(sizes[k], sizes[k + 1], c.wdrop))
+                layers.append(WeightDropLSTM(sizes[k], sizes[k + 1], c.wdrop, c.dropconnect_convention))
         self.rnns = nn.ModuleList(layers)
         self.decoder = nn.Linear(c.emb_size, c.vocab_size)
         self.decoder.weight = self.encoder.weight  # tied
