@@ -1,12 +1,15 @@
 """Pictures of syntactic distances, like the figure of the ON-LSTM paper.
 
 :func:`plot_distances` draws, for one sentence, one bar chart per layer (the distance of
-every word, SPEC §2) stacked above the words. matplotlib is imported only when a picture is
+every word, docs/spec.md §2; optionally the forget and input distances side by side)
+stacked above the words. matplotlib is imported only when a picture is
 drawn, with the non-interactive Agg backend, so this works without a display.
 """
 
 from __future__ import annotations
 
+import unicodedata
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Optional, Union
@@ -45,14 +48,17 @@ def plot_distances(
     distances_by_layer: Union[Mapping[str, Distances], Sequence[Distances]],
     path: Union[str, Path],
     title: Optional[str] = None,
+    input_distances: Union[Mapping[str, Distances], Sequence[Distances], None] = None,
 ) -> Path:
     """Draw the distances of every layer as bars under which the words are written.
 
     ``distances_by_layer`` is either a sequence of per-layer sequences (a list of lists, or
     a ``layers x words`` array or tensor) or a mapping ``name -> distances`` (for example
-    ``{"layer 2": d2, "mean": d}``); each has one value per word. The picture is written to
-    ``path``, whose suffix chooses the format (``.png`` or ``.svg``); missing parent folders
-    are created. Returns the path written.
+    ``{"layer 2": d2, "mean": d}``); each has one value per word. ``input_distances``, shaped
+    the same (same layers, in the same order), adds the input distances d_i: each layer's
+    panel then shows d_f and d_i side by side per word, with a legend. The picture is
+    written to ``path``, whose suffix chooses the format (``.png`` or ``.svg``); missing
+    parent folders are created. Returns the path written.
 
     Raises :class:`~onlstm.errors.UserError` for another suffix or an unwritable path, and
     ``ValueError`` when the numbers of words and distances differ.
@@ -66,23 +72,69 @@ def plot_distances(
     if len(words) == 0:
         raise ValueError("no word to plot")
     layers = _layers(distances_by_layer, len(words))
+    second = None
+    if input_distances is not None:
+        second = _layers(input_distances, len(words))
+        if len(second) != len(layers):
+            raise ValueError(f"{len(second)} layers of input distances for {len(layers)} layers of distances")
 
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    rc, missing = _font_settings(list(words) + [title or ""])
+    with plt.rc_context(rc), warnings.catch_warnings():
+        if missing:
+            warnings.warn("no font with Chinese/Japanese/Korean characters is installed (for example the "
+                          "fonts-noto-cjk package): those words are drawn as boxes", stacklevel=2)
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        _draw(plt, words, layers, second, path, title)
+    return path
+
+
+#: Fonts with CJK characters, tried in this order when a word needs one.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK JP", "Noto Sans SC", "Noto Sans TC",
+             "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+             "Droid Sans Fallback", "AR PL UMing CN", "SimHei", "Microsoft YaHei", "PingFang SC",
+             "Heiti SC", "Arial Unicode MS")
+
+
+def _font_settings(texts: Sequence[str]) -> tuple[dict, bool]:
+    """matplotlib settings for drawing ``texts``, and whether a needed CJK font is missing:
+    when a text holds wide East Asian characters, the installed fonts of `CJK_FONTS` follow
+    the default font as fallbacks."""
+    if not any(unicodedata.east_asian_width(c) in "WF" for t in texts for c in t):
+        return {}, False
+    from matplotlib import font_manager, rcParams
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    found = [name for name in CJK_FONTS if name in installed]
+    if not found:
+        return {}, True
+    return {"font.family": ["sans-serif"], "font.sans-serif": list(rcParams["font.sans-serif"][:1]) + found}, False
+
+
+def _draw(plt, words, layers, second, path: Path, title: Optional[str]) -> None:
     width = max(4.0, 0.55 * len(words) + 1.0)
     height = 0.5 + 1.3 * len(layers)
     fig, axes = plt.subplots(
         len(layers), 1, sharex=True, figsize=(width, height), squeeze=False
     )
     positions = list(range(len(words)))
-    top = max(max(values) for _, values in layers)
-    bottom = min(0.0, min(min(values) for _, values in layers))
+    every = layers + (second or [])
+    top = max(max(values) for _, values in every)
+    bottom = min(0.0, min(min(values) for _, values in every))
     try:
-        for axis, (name, values) in zip(axes[:, 0], layers):
-            axis.bar(positions, values, width=0.7, color="tab:blue")
+        for k, (axis, (name, values)) in enumerate(zip(axes[:, 0], layers)):
+            if second is None:
+                axis.bar(positions, values, width=0.7, color="tab:blue")
+            else:
+                axis.bar([x - 0.2 for x in positions], values, width=0.4, color="tab:blue", label="d_f (forget)")
+                axis.bar([x + 0.2 for x in positions], second[k][1], width=0.4, color="tab:orange",
+                         label="d_i (input)")
+                if k == 0:
+                    axis.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, ncol=2)
             axis.set_ylabel(name, rotation=0, ha="right", va="center")
             axis.set_ylim(bottom, top * 1.05 if top > 0 else 1.0)
             axis.spines["top"].set_visible(False)
@@ -105,4 +157,3 @@ def plot_distances(
             raise UserError(f"{path}: cannot write the picture: {err.strerror or err}") from None
     finally:
         plt.close(fig)
-    return path

@@ -8,6 +8,9 @@ model always sees tokens prepared the same way; see `TextOptions` and `tokenize`
   (meant for unsegmented text such as Chinese).
 * `tokenize` adds ``<eos>`` only when asked; the corpus reader (`onlstm.corpus`) appends one
   per non-blank line.
+* Raw text a user types goes first through the model's tokenizer (``TextOptions.tokenizer``:
+  whitespace, PTB English, jieba Chinese or characters; :mod:`onlstm.tokenizers`), see
+  `tokenize_text`. Corpus files never do.
 
 Vocabulary ids: ``<eos>`` is 0, ``<unk>`` is 1, then the training tokens by frequency
 (descending), ties broken by first occurrence in the training text. A literal ``<unk>`` in
@@ -27,8 +30,9 @@ import torch
 
 from .errors import UserError
 from .fileio import PathLike, atomic_write_text, decode_utf8, read_bytes
+from .tokenizers import TOKENIZERS, split_text
 
-__all__ = ["EOS", "UNK", "SPECIALS", "TextOptions", "tokenize", "normalize_digits", "Vocabulary"]
+__all__ = ["EOS", "UNK", "SPECIALS", "TextOptions", "tokenize", "tokenize_text", "normalize_digits", "Vocabulary"]
 
 EOS = "<eos>"
 UNK = "<unk>"
@@ -58,18 +62,28 @@ class TextOptions:
     digits_to_N: replace every run of ASCII digits by ``N``, as in
                  Mikolov's PTB and the parsing protocol; applied after ``lower`` and before
                  splitting, so with ``char_level`` a number becomes the single token ``N``.
+    tokenizer:   how raw text a user types (parse sentences, prompts) is split into words,
+                 one of ``onlstm.tokenizers.TOKENIZERS`` (``whitespace``, ``ptb``, ``jieba``,
+                 ``chars``); corpus files are never read with it. Default (also for configs
+                 written before it existed): ``chars`` for a character-level model, else
+                 ``whitespace``, which is how such models read raw text before.
     """
 
     char_level: bool = False
     lower: bool = False
     digits_to_N: bool = False
+    tokenizer: Optional[str] = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if not isinstance(getattr(self, f.name), bool):
+            if f.name != "tokenizer" and not isinstance(getattr(self, f.name), bool):
                 raise TypeError(f"TextOptions.{f.name} must be a bool, got {getattr(self, f.name)!r}")
+        if self.tokenizer is None:
+            object.__setattr__(self, "tokenizer", "chars" if self.char_level else "whitespace")
+        elif self.tokenizer not in TOKENIZERS:
+            raise UserError(f"unknown tokenizer {self.tokenizer!r}; choose one of {list(TOKENIZERS)}")
 
-    def to_dict(self) -> Dict[str, bool]:
+    def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
     @classmethod
@@ -85,9 +99,11 @@ class TextOptions:
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"unknown text option(s) {unknown}; known: {sorted(known)}")
-        bad = [k for k, v in d.items() if not isinstance(v, bool)]
+        bad = [k for k, v in d.items() if k != "tokenizer" and not isinstance(v, bool)]
         if bad:
             raise UserError(f"text option(s) {bad} must be true or false")
+        if d.get("tokenizer") is not None and d["tokenizer"] not in TOKENIZERS:
+            raise UserError(f"text option tokenizer must be one of {list(TOKENIZERS)}, got {d['tokenizer']!r}")
         return cls(**d)
 
 
@@ -113,6 +129,19 @@ def tokenize(line: str, options: Optional[TextOptions] = None, *, add_eos: bool 
     if add_eos and tokens:
         tokens.append(EOS)
     return tokens
+
+
+def tokenize_text(text: str, options: Optional[TextOptions] = None) -> List[str]:
+    """Raw text a user typed (a prompt, a sentence) into the tokens a model reads: split by the
+    model's tokenizer (``options.tokenizer``, see :mod:`onlstm.tokenizers`), then each word's
+    treebank form prepared as corpus text is (`tokenize`: ``lower``, ``digits_to_N``, and
+    characters for a character-level model). Nothing is dropped."""
+    if options is None:
+        options = _DEFAULT_OPTIONS
+    out: List[str] = []
+    for token in split_text(text, options.tokenizer):
+        out.extend(tokenize(token.form, options))
+    return out
 
 
 

@@ -28,19 +28,28 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "parse", help="parse sentences into unsupervised constituency trees",
         description=("Parse sentences with an ON-LSTM language model: the master forget gate read as a syntactic "
-                     "distance between words, decoded top-down into a binary tree (SPEC §2). Sentences come "
-                     "from the arguments, --file (one per line) or standard input."))
+                     "distance between words, decoded top-down into a binary tree (docs/spec.md §2). Sentences "
+                     "come from the arguments, --file (one per line) or standard input, typed as people write "
+                     "them: the model's tokenizer splits them into words (English the Penn Treebank way, "
+                     "Chinese by jieba or by characters), and punctuation is dropped before parsing as the "
+                     "evaluation protocol does (docs/spec.md §3)."))
     p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to parse (quote each one)")
     p.add_argument("--file", metavar="FILE", help="read sentences from FILE, one per line ('-' for stdin)")
     add_model_argument(p)
     p.add_argument("--layer", default=None, metavar="N|mean",
                    help="layer whose distances build the tree (1-based; default: the model's parse_layer, else the middle one) or 'mean'")
+    p.add_argument("--distance", choices=task.DISTANCES, default="forget",
+                   help="distances that build the tree: forget (d_f = 1 - mean forget gate, the paper's) or "
+                        "input (d_i = mean input gate); both are shown by --format json|table and --plot")
+    p.add_argument("--pretokenized", action="store_true",
+                   help="the sentences are already tokenized: split at whitespace only and drop nothing")
     p.add_argument("--decoder", choices=sorted(task.DECODERS), default="greedy",
                    help="greedy: the published [left, [w_k, right]]; split: cut at the maximum after the first word")
     p.add_argument("--format", choices=FORMATS, default="bracket",
-                   help="bracket (w (w w)), json nested lists, tree drawn in the terminal, or table of distances")
+                   help="bracket (w (w w)), json nested lists, tree drawn in the terminal, or table of the "
+                        "distances d_f and d_i of every layer")
     p.add_argument("--plot", metavar="FILE.png|FILE.svg",
-                   help="draw the distances of every layer under the words (several sentences: FILE-1.png, ...)")
+                   help="draw d_f and d_i of every layer under the words (several sentences: FILE-1.png, ...)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per padded batch")
     p.set_defaults(func=run)
 
@@ -75,6 +84,17 @@ def _read_sentences(args):
     return sentences
 
 
+def _note_dropped(parsed) -> None:
+    """One line on stderr naming the punctuation left out (protocol of docs/spec.md §3)."""
+    dropped = [text for p in parsed for _, text in p.dropped]
+    if not dropped:
+        return
+    kinds = sorted(set(dropped), key=dropped.index)
+    shown = " ".join(kinds[:12]) + (" ..." if len(kinds) > 12 else "")
+    print(f"note: {len(dropped)} punctuation token(s) dropped before parsing, as the evaluation protocol "
+          f"does: {shown}", file=sys.stderr)
+
+
 def run(args) -> int:
     sentences = _read_sentences(args)
     if not sentences:
@@ -83,10 +103,12 @@ def run(args) -> int:
     if model.config.cell != "onlstm":
         raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
     layer = layer_argument(args.layer) if args.layer is not None else None
-    parsed = task.parse(model, sentences, layer, args.decoder, args.batch_size, progress=len(sentences) > 256)
+    parsed = task.parse(model, sentences, layer, args.decoder, args.batch_size, progress=len(sentences) > 256,
+                        distance=args.distance, pretokenized=args.pretokenized)
     oov = sum(p.oov for p in parsed)
     if oov:
         print(f"warning: {oov} word(s) not in the model's vocabulary were read as <unk>", file=sys.stderr)
+    _note_dropped(parsed)
     if args.format == "json":
         print(json.dumps([p.to_dict() for p in parsed], ensure_ascii=False, indent=None))
     for i, p in enumerate(parsed):
@@ -98,7 +120,7 @@ def run(args) -> int:
                 print()
         elif args.format == "table":
             print(task.distance_table(p))
-            print(f"tree ({p.layer}): {T.to_bracketed(p.tree)}")
+            print(f"tree ({p.layer}, {'d_f' if p.distance == 'forget' else 'd_i'}): {T.to_bracketed(p.tree)}")
             if i < len(parsed) - 1:
                 print()
     if args.plot:
@@ -108,6 +130,7 @@ def run(args) -> int:
         for i, p in enumerate(parsed):
             path = base if len(parsed) == 1 else base.with_name(f"{base.stem}-{i + 1}{base.suffix}")
             names = {f"layer {k + 1}": p.distances[k].tolist() for k in range(p.distances.shape[0])}
-            plot_distances(p.words, names, path, title=T.to_bracketed(p.tree))
+            inputs = {f"layer {k + 1}": p.input_distances[k].tolist() for k in range(p.distances.shape[0])}
+            plot_distances(p.words, names, path, title=T.to_bracketed(p.tree), input_distances=inputs)
             print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -1,43 +1,69 @@
-"""Parsing sentences with a trained ON-LSTM language model (SPEC §2).
+"""Parsing sentences with a trained ON-LSTM language model (docs/spec.md §2, §3).
 
-Each sentence is fed as ``<eos> w_1 .. w_T <eos>`` with a fresh zero state, the forget
-distances ``d_f = 1 - mean(f~)`` of every layer are read at the words (the two boundary
-positions dropped), and a decoder of :mod:`onlstm.trees` turns the chosen layer's distances
-(or their average over layers) into a binary tree. Sentences are run in padded batches.
+A raw sentence is split into words by the model's tokenizer (``TextOptions.tokenizer``, see
+:mod:`onlstm.tokenizers`: PTB English, jieba Chinese, characters, or whitespace), and the
+punctuation the evaluation protocol drops (docs/spec.md §3) is dropped here too and reported
+as dropped. Pretokenized input (lists of words, or ``pretokenized=True``) is split at
+whitespace only and nothing is dropped. Each word is shown as typed and read by the model in
+its vocabulary form (:func:`vocabulary_form`: ``"The"`` -> ``"the"``, ``"1990"`` -> ``"N"``).
+
+Each sentence is fed as ``<eos> w_1 .. w_T <eos>`` with a fresh zero state, and the forget
+distances ``d_f = 1 - mean(f~)`` and input distances ``d_i = mean(i~)`` of every layer are read
+at the words (the two boundary positions dropped). A character-level model reads each word
+as its characters, and a word's distance is the one read at its first character. A decoder
+of :mod:`onlstm.trees` turns the chosen layer's distances (``d_f`` by default, ``d_i`` on
+request; or their average over layers) into a binary tree. Sentences run in padded batches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+from torch import Tensor
 
 from .. import trees as T
-from ..text import tokenize
 from ..errors import UserError
 from ..lm import LanguageModel
+from ..text import EOS, UNK, tokenize
+from ..tokenizers import Token, is_punctuation, split_text
 from ..treebank import normalize_word
 
 DECODERS = {"greedy": T.greedy, "split": T.split}
+#: Which distance decodes a tree: ``forget`` (d_f, the paper's) or ``input`` (d_i).
+DISTANCES = ("forget", "input")
 
 
 @dataclass
 class ParsedSentence:
-    """``words``: the tokens as given; ``model_tokens``: as the vocabulary saw them (see
-    :func:`vocabulary_form`; unknown -> <unk>);
-    ``distances``: (layers, T) forget distances; ``tree``: over ``words``."""
+    """One parsed sentence.
+
+    ``words``: the words parsed, as typed (punctuation dropped); ``model_tokens``: what the
+    model read (vocabulary tokens, ``<unk>`` when unknown; characters for a character-level
+    model); ``distances`` / ``input_distances``: (layers, T) d_f and d_i per word;
+    ``tree``: over ``words``, decoded from ``distance`` of ``layer``; ``dropped``:
+    ``(position among all tokens, token as typed)`` of the punctuation left out."""
 
     words: List[str]
     model_tokens: List[str]
-    distances: torch.Tensor
+    distances: Tensor
     tree: T.Tree
     layer: str
     oov: int
+    input_distances: Optional[Tensor] = None
+    distance: str = "forget"
+    dropped: List[Tuple[int, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return dict(words=self.words, model_tokens=self.model_tokens, layer=self.layer, oov=self.oov,
-                    tree=self.tree, distances=[[round(float(v), 6) for v in row] for row in self.distances])
+        def rows(d):
+            return None if d is None else [[round(float(v), 6) for v in row] for row in d]
+
+        return dict(words=self.words, model_tokens=self.model_tokens, dropped=[t for _, t in self.dropped],
+                    layer=self.layer, distance=self.distance, oov=self.oov, tree=self.tree,
+                    distances=rows(self.distances), input_distances=rows(self.input_distances))
 
 
 def default_layer(num_layers: int) -> int:
@@ -45,7 +71,7 @@ def default_layer(num_layers: int) -> int:
     return (num_layers - 1) // 2 if num_layers > 2 else num_layers - 1 if num_layers == 2 else 0
 
 
-def layer_distances(distances: torch.Tensor, layer: Union[int, str, None]) -> torch.Tensor:
+def layer_distances(distances: Tensor, layer: Union[int, str, None]) -> Tensor:
     """Pick one layer (0-based int) or ``"mean"`` of a (layers, T) tensor."""
     L = distances.shape[0]
     if layer is None:
@@ -63,72 +89,212 @@ def layer_name(layer: Union[int, str, None], num_layers: int) -> str:
     return f"layer {(default_layer(num_layers) if layer is None else layer) + 1}"
 
 
-def prepare(model: LanguageModel, sentence: Union[str, Sequence[str]]) -> List[str]:
-    """Tokens of a sentence prepared as the model's vocabulary expects (its text options)."""
-    if isinstance(sentence, str):
-        return tokenize(sentence, model.text_options)
-    return tokenize(" ".join(sentence), model.text_options)
+# --------------------------------------------------------------------------------------
+# Words: from typed text to what the model reads
+# --------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"N(?:[.,:/]N)+")  # "3.5", "1,000", "10:30" after digits -> N
+
+
+def split_sentence(model: LanguageModel, sentence: Union[str, Sequence[str]],
+                   pretokenized: bool = False) -> Tuple[List[Token], List[Tuple[int, str]]]:
+    """The words of a sentence by the model's tokenizer, and the punctuation dropped.
+
+    Returns ``(kept, dropped)``: the kept :class:`~onlstm.tokenizers.Token` s, and
+    ``(position, text)`` of each dropped token (position among all tokens). A list of words,
+    or ``pretokenized=True``, splits at whitespace and drops nothing (the old behaviour)."""
+    if not isinstance(sentence, str):
+        return [Token(w, w) for w in " ".join(sentence).split()], []
+    if pretokenized:
+        return split_text(sentence, "whitespace"), []
+    tokens = split_text(sentence, model.text_options.tokenizer)
+    kept = [t for t in tokens if not is_punctuation(t.form)]
+    dropped = [(i, t.text) for i, t in enumerate(tokens) if is_punctuation(t.form)]
+    return kept, dropped
 
 
 def vocabulary_form(model: LanguageModel, word: str) -> str:
-    """The word as the vocabulary knows it: itself, else lower-cased with digit runs as ``N``
-    (the PTB convention, e.g. "The" -> "the", "1990" -> "N"), else itself (read as <unk>)."""
-    if word in model.vocab:
+    """The word as the vocabulary knows it: itself; else lower-cased with digit runs as ``N``
+    (the PTB convention, e.g. "The" -> "the", "1990" -> "N"); else that of its NFKC form
+    (full-width "１９９８" -> "N"); else ``N`` for a number written with separators ("3.5",
+    "1,000") and for "%" when the vocabulary has no "%" (Mikolov's PTB writes "3.5 %" as
+    "N N"); else itself (read as <unk>)."""
+    vocab = model.vocab
+    if word in vocab:
         return word
-    alt = normalize_word(word)
-    return alt if alt in model.vocab else word
+    for alt in (normalize_word(word), normalize_word(unicodedata.normalize("NFKC", word))):
+        if alt in vocab:
+            return alt
+        if (_NUMBER.fullmatch(alt) or alt == "%") and "N" in vocab:
+            return "N"
+    return word
 
 
-def sentence_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]], batch_size: int = 64,
-                       progress: bool = False) -> List[torch.Tensor]:
-    """Per-sentence (layers, T) forget distances, batched (see :meth:`LanguageModel.sentence_distances`)."""
+def _model_pieces(model: LanguageModel, words: Sequence[str]) -> Tuple[List[str], List[int]]:
+    """The tokens the model reads for ``words`` and the index of each word's first one.
+
+    Word-level model: the words themselves. Character-level model: each word's characters
+    (prepared by the model's text options, each in its vocabulary form)."""
+    options = model.text_options
+    if not options.char_level:
+        return list(words), list(range(len(words)))
+    pieces: List[str] = []
+    firsts: List[int] = []
+    for w in words:
+        chars = tokenize(w, options)
+        if not chars:
+            raise UserError(f"word {w!r} has no character to read")
+        firsts.append(len(pieces))
+        pieces.extend(vocabulary_form(model, c) for c in chars)
+    return pieces, firsts
+
+
+# --------------------------------------------------------------------------------------
+# Distances
+# --------------------------------------------------------------------------------------
+
+
+def _require_onlstm(model: LanguageModel) -> None:
+    if model.config.cell != "onlstm":
+        raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
+
+
+@torch.no_grad()
+def all_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]], batch_size: int = 64,
+                  progress: bool = False) -> List[Tuple[Tensor, Tensor]]:
+    """``(d_f, d_i)`` per sentence, each (layers, T) for its T words (docs/spec.md §2).
+
+    ``token_lists``: each sentence's words as the vocabulary knows them (see
+    :func:`vocabulary_form`). Each sentence is read as ``<eos> w_1 .. w_T <eos>`` from a zero
+    state, in padded batches of ``batch_size`` sorted by length; a character-level model
+    reads the words' characters and a word gets the distances read at its first character."""
+    _require_onlstm(model)
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-    if not progress or len(token_lists) <= batch_size:
-        return model.sentence_distances(token_lists, batch_size=batch_size)
-    from tqdm.auto import tqdm
+    pieces = [_model_pieces(model, words) for words in token_lists]
+    ids = [model.vocab.encode(p) for p, _ in pieces]
+    eos = model.vocab.index(EOS)
+    device = model.encoder.weight.device
+    out: List[Tuple[Tensor, Tensor]] = [None] * len(ids)  # type: ignore[list-item]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    starts = range(0, len(order), batch_size)
+    if progress and len(order) > batch_size:
+        from tqdm.auto import tqdm
 
-    out: List[torch.Tensor] = []
-    step = batch_size * 8
-    for start in tqdm(range(0, len(token_lists), step), desc="parse", unit="chunk", leave=False):
-        out.extend(model.sentence_distances(token_lists[start:start + step], batch_size=batch_size))
+        starts = tqdm(starts, desc="parse", unit="batch", leave=False)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in starts:
+            chunk = order[start:start + batch_size]
+            width = max(len(ids[i]) for i in chunk) + 2
+            batch = torch.full((width, len(chunk)), eos, dtype=torch.long)
+            for b, i in enumerate(chunk):
+                batch[1:len(ids[i]) + 1, b] = torch.as_tensor(ids[i], dtype=torch.long)
+            result = model(batch.to(device), return_distances=True, decode=False)
+            forget = result.distances.float().cpu()  # (L, T, B)
+            inputs = result.input_distances.float().cpu()  # (L, T, B)
+            for b, i in enumerate(chunk):
+                at = torch.as_tensor(pieces[i][1], dtype=torch.long) + 1  # +1: the leading <eos>
+                out[i] = (forget[:, at, b], inputs[:, at, b])
+    finally:
+        model.train(was_training)
     return out
 
 
+def sentence_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]], batch_size: int = 64,
+                       distance: str = "forget", progress: bool = False) -> List[Tensor]:
+    """Per-sentence (layers, T) distances of every layer: ``distance="forget"`` gives d_f
+    (the paper's), ``"input"`` d_i. ``token_lists`` as for :func:`all_distances` (words in
+    vocabulary form; a character-level model reads a word's distance at its first character)."""
+    if isinstance(distance, bool):  # callers written before `distance` existed passed progress here
+        distance, progress = "forget", distance
+    if distance not in DISTANCES:
+        raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
+    k = DISTANCES.index(distance)
+    return [pair[k] for pair in all_distances(model, token_lists, batch_size, progress)]
+
+
+# --------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------
+
+
 def parse(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]], layer: Union[int, str, None] = None,
-          decoder: str = "greedy", batch_size: int = 64, progress: bool = False) -> List[ParsedSentence]:
+          decoder: str = "greedy", batch_size: int = 64, progress: bool = False, *, distance: str = "forget",
+          pretokenized: bool = False) -> List[ParsedSentence]:
     """Parse sentences (strings, or lists of words) into binary trees.
 
     ``layer``: 0-based layer index or ``"mean"``; None: the model's ``config.parse_layer``
-    when it sets one (the shipped model does), else the middle layer."""
+    when it sets one (the shipped model does), else the middle layer. ``distance``: decode
+    from ``"forget"`` (d_f) or ``"input"`` (d_i) distances. ``pretokenized``: split strings
+    at whitespace and drop nothing, instead of the model's tokenizer."""
     if decoder not in DECODERS:
         raise UserError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
-    words = [prepare(model, s) for s in sentences]
-    empty = [i for i, w in enumerate(words) if not w]
-    if empty:
-        raise UserError(f"sentence {empty[0] + 1} is empty")
-    forms = [[vocabulary_form(model, w) for w in ws] for ws in words]
-    dists = sentence_distances(model, forms, batch_size, progress)
+    if distance not in DISTANCES:
+        raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
+    _require_onlstm(model)
+    split = [split_sentence(model, s, pretokenized) for s in sentences]
+    for i, (kept, dropped) in enumerate(split):
+        if not kept:
+            raise UserError(f"sentence {i + 1} is empty" if not dropped else
+                            f"sentence {i + 1} has no word left once punctuation is dropped")
+    forms = [[vocabulary_form(model, t.form) for t in kept] for kept, _ in split]
+    pairs = all_distances(model, forms, batch_size, progress)
     num_layers = len(model.rnns)
     if layer is None and model.config.parse_layer is not None:
         layer = model.config.parse_layer - 1  # the layer the model's card recommends
     out = []
-    for w, f, d in zip(words, forms, dists):
-        ids = model.vocab.encode(f)
+    for (kept, dropped), f, (d_f, d_i) in zip(split, forms, pairs):
+        words = [t.text for t in kept]
+        pieces = _model_pieces(model, f)[0]
+        ids = model.vocab.encode(pieces)
         toks = [model.vocab.token(i) for i in ids]
-        oov = sum(1 for i, tok in zip(ids, f) if i == model.vocab.unk_id and tok != "<unk>")
-        chosen = layer_distances(d, layer)
-        tree = DECODERS[decoder](w, chosen.tolist())
-        out.append(ParsedSentence(w, toks, d, tree, layer_name(layer, num_layers), oov))
+        oov = sum(1 for i, tok in zip(ids, pieces) if i == model.vocab.unk_id and tok != UNK)
+        chosen = layer_distances(d_f if distance == "forget" else d_i, layer)
+        tree = DECODERS[decoder](words, chosen.tolist())
+        out.append(ParsedSentence(words, toks, d_f, tree, layer_name(layer, num_layers), oov, d_i, distance, dropped))
     return out
 
 
+# --------------------------------------------------------------------------------------
+# Showing distances
+# --------------------------------------------------------------------------------------
+
+
+def _display_width(text: str) -> int:
+    """Terminal columns of ``text`` (wide East Asian characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _display_width(text))
+
+
 def distance_table(parsed: ParsedSentence) -> str:
-    """A per-word table of the forget distances of every layer."""
+    """A per-word table of the forget (d_f) and input (d_i) distances of every layer; dropped
+    punctuation is listed in place."""
     L = parsed.distances.shape[0]
-    width = max(4, max(len(w) for w in parsed.words))
-    head = f"{'word':<{width}}  " + "  ".join(f"layer {k + 1:>2}" for k in range(L))
-    rows = [head, "-" * len(head)]
-    for t, w in enumerate(parsed.words):
-        rows.append(f"{w:<{width}}  " + "  ".join(f"{float(parsed.distances[k, t]):8.4f}" for k in range(L)))
+    both = parsed.input_distances is not None
+    dropped = dict(parsed.dropped)
+    width = max([4] + [_display_width(w) for w in parsed.words] + [_display_width(w) for w in dropped.values()])
+    block = 18 if both else 8
+    head = _pad("word", width) + "  " + "  ".join(f"{f'layer {k + 1:>2}':^{block}}" for k in range(L))
+    rows = [head.rstrip()]
+    if both:
+        rows.append(" " * width + "  " + "  ".join(f"{'d_f':>8}  {'d_i':>8}" for _ in range(L)))
+    rows.append("-" * max(len(r) for r in rows))
+    t = 0
+    for position in range(len(parsed.words) + len(dropped)):
+        if position in dropped:
+            rows.append(_pad(dropped[position], width) + "  (punctuation, dropped)")
+            continue
+        cells = []
+        for k in range(L):
+            cell = f"{float(parsed.distances[k, t]):8.4f}"
+            if both:
+                cell += f"  {float(parsed.input_distances[k, t]):8.4f}"
+            cells.append(cell)
+        rows.append(_pad(parsed.words[t], width) + "  " + "  ".join(cells))
+        t += 1
     return "\n".join(rows)
