@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onlstm import ONLSTM, ONLSTMCell
-from onlstm.cell import cumax, master_forget_gate, master_input_gate, recurrence
+from onlstm.cell import cumax, master_forget_gate, master_input_gate
+from onlstm.recurrence import recurrence
 from reference import ref_step
 
 BIG = 1e4  # logits this far apart give exactly one-hot softmaxes in float64

@@ -1,5 +1,6 @@
-"""The native fused step: it builds where a C compiler exists, and float32 agrees with the
-PyTorch fallback (float64 agreement with the reference is in test_layer / test_cell)."""
+"""The native fused step: it builds where a C compiler exists, its library is the one built
+from this source, and float32 agrees with the PyTorch fallback (float64 agreement with the
+reference is in test_layer / test_cell; the argument checks are in test_kernel_args)."""
 
 import shutil
 
@@ -8,12 +9,52 @@ import torch
 
 from onlstm import ONLSTM, kernels
 
+needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                    reason="no C compiler")
 
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
+
+@needs_compiler
 def test_kernel_builds_and_loads():
     assert kernels.load() is not None
-    assert kernels.step_functions(torch.float32, torch.device("cpu")) is not None
-    assert kernels.step_functions(torch.float16, torch.device("cpu")) is None
+    assert kernels.available(torch.float32, torch.device("cpu"))
+    assert kernels.available(torch.float64, torch.device("cpu"))
+    assert not kernels.available(torch.float16, torch.device("cpu"))
+    assert not kernels.available(torch.float32, torch.device("meta"))
+
+
+def test_cache_key_follows_source_flags_and_compiler(monkeypatch):
+    key = kernels.build_key(b"int x;", "/usr/bin/cc")
+    assert kernels.build_key(b"int x;", "/usr/bin/cc") == key
+    assert kernels.build_key(b"int y;", "/usr/bin/cc") != key
+    assert kernels.build_key(b"int x;", "/usr/bin/clang") != key
+    monkeypatch.setattr(kernels, "COMPILE_FLAGS", kernels.COMPILE_FLAGS + ("-O1",))
+    assert kernels.build_key(b"int x;", "/usr/bin/cc") != key
+
+
+@needs_compiler
+def test_cached_library_not_built_from_this_source_is_rebuilt(monkeypatch, tmp_path):
+    monkeypatch.setenv("ONLSTM_CACHE", str(tmp_path))
+    target, key = kernels._library_path()  # builds into the empty cache
+    assert target.parent == tmp_path and key in target.name
+    target.write_bytes(b"not the library built from _kernels.c")  # a stale or foreign file
+    rebuilt, _ = kernels._library_path()
+    assert rebuilt == target and f"onlstm-build-key:{key}".encode() in target.read_bytes()
+    lib = kernels._loaded_library(target, key)  # the build key and the structures' layout check out
+    assert lib.onlstm_build_key() == f"onlstm-build-key:{key}".encode()
+    with pytest.raises(RuntimeError, match="build key"):
+        kernels._loaded_library(target, "0" * 20)
+
+
+@needs_compiler
+def test_structure_layout_mismatch_is_refused():
+    lib = kernels.load()
+
+    class Shorter(kernels.ctypes.Structure):  # a field dropped on the Python side
+        _fields_ = kernels.ForwardArgs._fields_[:-1]
+
+    with pytest.raises(RuntimeError, match="onlstm_forward_args: C layout"):
+        kernels._check_layout(lib, "forward", Shorter)
+    kernels._check_layout(lib, "backward", kernels.BackwardArgs)  # the real one passes
 
 
 def test_loading_does_not_flush_subnormals():

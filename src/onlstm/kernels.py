@@ -1,13 +1,21 @@
-"""Optional native speed-ups for the recurrence on CPU, each with a pure-PyTorch fallback.
+"""Native speed-ups for the recurrence on CPU, each with a pure-PyTorch fallback.
 
-1. A fused element-wise step (``_kernels.c``): compiled once with the system C compiler
+1. A fused element-wise step (``_kernels.c``), compiled once with the system C compiler
    into a per-user cache (``$ONLSTM_CACHE``, default ``~/.cache/onlstm``) and called through
-   ctypes. If no compiler is found or the build fails, :func:`load` returns None and the
+   ctypes. This module is the only caller of the C code: :class:`ForwardStep` and
+   :class:`BackwardStep` check every tensor they are given (dtype, device, shape,
+   contiguity) once per sequence and pass the C side one named structure per call
+   (:class:`ForwardArgs` / :class:`BackwardArgs`, mirrored field by field in the C source
+   and compared with its layout after loading). A mismatch is a Python exception.
+   If no compiler is found or the build fails, :func:`available` is false and the
    recurrence uses PyTorch ops for the same maths.
 2. Pre-packed recurrent weights for the per-step matrix product (oneDNN's packed linear,
-   used by PyTorch's own CPU inference paths), float32 on CPU only; else ``torch.addmm``.
+   used by PyTorch's own CPU inference paths), float32 on CPU only; else ``torch.mm``.
 
-``ONLSTM_NO_KERNEL=1`` turns both off (used by the tests to check the fallback).
+The cached library's file name carries a hash of the source, the compiler flags, the
+compiler and the CPU features; the library is checked to be the one built from this source
+before it is loaded (its embedded build key) and after (``onlstm_build_key()``).
+``ONLSTM_NO_KERNEL=1`` turns both speed-ups off (used by the tests to check the fallback).
 """
 
 from __future__ import annotations
@@ -22,14 +30,24 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
+from torch import Tensor
 
 _SOURCE = Path(__file__).with_name("_kernels.c")
 _lock = threading.Lock()
 _lib = None
 _tried = False
+
+# -ffast-math for the vectorised exp, but with IEEE NaN/inf (no finite-math assumptions).
+# Results must not depend on where tensors sit in memory (exact resume, determinism):
+# no reassociated reductions, no peeling of loops to reach an aligned address.
+# Linked without -ffast-math: that would add crtfastmath.o, which turns on flush-to-zero
+# for the whole process.
+COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fno-associative-math",
+                 "--param=vect-max-peeling-for-alignment=0", "-fopenmp-simd", "-fPIC")
+LINK_FLAGS = ("-shared", "-lm")
 
 
 def disabled() -> bool:
@@ -55,26 +73,62 @@ def _cpu_key() -> str:
     return platform.machine() + flags
 
 
-def _build(target: Path) -> None:
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if compiler is None:
-        raise RuntimeError("no C compiler found (set CC)")
+def _compiler() -> Optional[str]:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+
+
+def build_key(source: bytes, compiler: str) -> str:
+    """Hash of everything the built library depends on: source, flags, compiler, CPU."""
+    parts = [source, "\0".join(COMPILE_FLAGS + LINK_FLAGS).encode(), compiler.encode(), _cpu_key().encode()]
+    return hashlib.sha256(b"\0\0".join(parts)).hexdigest()[:20]
+
+
+def _key_marker(key: str) -> bytes:
+    return f"onlstm-build-key:{key}".encode()
+
+
+def _build(compiler: str, key: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out, obj = Path(tmp) / target.name, Path(tmp) / "kernels.o"
-        # Compile with -ffast-math (vectorised exp via libmvec) but link without it: linking
-        # with it would add crtfastmath.o, which flips flush-to-zero for the whole process.
-        # Results must not depend on where tensors sit in memory (exact resume, determinism):
-        # no reassociated reductions, no peeling of loops to reach an aligned address.
-        compile_cmd = [compiler, "-O3", "-march=native", "-ffast-math", "-fno-associative-math",
-                       "--param=vect-max-peeling-for-alignment=0", "-fopenmp-simd", "-fPIC",
-                       "-c", "-o", str(obj), str(_SOURCE)]
-        link_cmd = [compiler, "-shared", "-o", str(out), str(obj), "-lm"]
+        compile_cmd = [compiler, *COMPILE_FLAGS, f'-DONLSTM_BUILD_KEY="{key}"', "-c", "-o", str(obj), str(_SOURCE)]
+        link_cmd = [compiler, LINK_FLAGS[0], "-o", str(out), str(obj), *LINK_FLAGS[1:]]
         for cmd in (compile_cmd, link_cmd):
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
         os.replace(out, target)  # atomic: concurrent builders never see a half-written file
+
+
+def _library_path() -> Tuple[Path, str]:
+    """The cached library built from this source and its build key; built when missing or
+    when the cached file does not carry the key."""
+    compiler = _compiler()
+    if compiler is None:
+        raise RuntimeError("no C compiler found (set CC)")
+    key = build_key(_SOURCE.read_bytes(), compiler)
+    target = _cache_dir() / f"onlstm_kernels_{key}.so"
+    if not (target.is_file() and _key_marker(key) in target.read_bytes()):
+        _build(compiler, key, target)
+    if _key_marker(key) not in target.read_bytes():
+        raise RuntimeError(f"{target} does not carry build key {key} after building it")
+    return target, key
+
+
+def _loaded_library(target: Path, key: str):
+    """CDLL of ``target`` with its build key, structures and entry points checked."""
+    lib = ctypes.CDLL(str(target))
+    lib.onlstm_build_key.restype = ctypes.c_char_p
+    expected = _key_marker(key)
+    if lib.onlstm_build_key() != expected:
+        raise RuntimeError(f"{target}: build key {lib.onlstm_build_key()!r}, expected {expected!r}")
+    for which, args_type in _ARGS.items():
+        _check_layout(lib, which, args_type)
+        for suffix in _SUFFIX.values():
+            fn = getattr(lib, f"onlstm_{which}_step_{suffix}")
+            fn.argtypes = [ctypes.POINTER(args_type)]
+            fn.restype = ctypes.c_int
+    return lib
 
 
 def load():
@@ -85,40 +139,168 @@ def load():
     if _tried:
         return _lib
     with _lock:
-        if _tried:
-            return _lib
-        _tried = True
-        source = _SOURCE.read_bytes()
-        key = hashlib.sha256(source + _cpu_key().encode() + b"v3").hexdigest()[:16]
-        target = _cache_dir() / f"onlstm_kernels_{key}.so"
-        try:
-            if not target.exists():
-                _build(target)
-            lib = ctypes.CDLL(str(target))
-        except (OSError, RuntimeError) as err:
-            warnings.warn(f"onlstm: fused CPU kernel unavailable, using PyTorch ops ({err})", RuntimeWarning)
-            return None
-        ptr, i, l = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
-        for suffix in ("f32", "f64"):
-            fwd = getattr(lib, f"onlstm_forward_step_{suffix}")
-            fwd.argtypes = [i, i, i, i, i, ptr, l] + [ptr] * 11
-            fwd.restype = None
-            bwd = getattr(lib, f"onlstm_backward_step_{suffix}")
-            bwd.argtypes = [i, i, i, i, i] + [ptr] * 14
-            bwd.restype = None
-        _lib = lib
-        return _lib
+        if not _tried:
+            try:
+                _lib = _loaded_library(*_library_path())
+            except (OSError, RuntimeError, AttributeError) as err:
+                warnings.warn(f"onlstm: fused CPU kernel unavailable, using PyTorch ops ({err})", RuntimeWarning)
+            _tried = True
+    return _lib
 
 
-def step_functions(dtype: torch.dtype, device: torch.device):
-    """(forward_step, backward_step) ctypes functions for this dtype/device, or None."""
-    if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
-        return None
-    lib = load()
-    if lib is None:
-        return None
-    suffix = "f32" if dtype == torch.float32 else "f64"
-    return getattr(lib, f"onlstm_forward_step_{suffix}"), getattr(lib, f"onlstm_backward_step_{suffix}")
+def available(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether the fused steps run for tensors of this dtype on this device."""
+    return device.type == "cpu" and dtype in _SUFFIX and load() is not None
+
+
+# ------------------------------------------------------------------------------------
+# The structures passed to the C side, and the checks on what goes into them.
+# ------------------------------------------------------------------------------------
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+_SIZES = ("T", "B", "n", "m", "C", "symmetric", "t", "b")
+
+
+class ForwardArgs(ctypes.Structure):
+    """``onlstm_forward_args`` of ``_kernels.c`` (same fields, same order)."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in _SIZES] + [
+        (name, ctypes.c_void_p)
+        for name in ("x_proj", "pre", "c0", "gates", "c", "tanh_c", "h", "f_hat", "i_hat", "mf", "mi", "work")
+    ]
+
+
+class BackwardArgs(ctypes.Structure):
+    """``onlstm_backward_args`` of ``_kernels.c`` (same fields, same order)."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in _SIZES] + [
+        (name, ctypes.c_void_p)
+        for name in ("gates", "mf", "mi", "f_hat", "i_hat", "tanh_c", "c", "c0", "grad_h", "grad_mf", "grad_mi",
+                     "dh", "dc", "grad_gates", "work")
+    ]
+
+
+_ARGS = {"forward": ForwardArgs, "backward": BackwardArgs}
+
+
+def _check_layout(lib, which: str, args_type) -> None:
+    """``onlstm_{which}_args`` in C has the size and field offsets of ``args_type``."""
+    count_fn = getattr(lib, f"onlstm_{which}_args_fields")
+    count_fn.restype = ctypes.c_int64
+    layout_fn = getattr(lib, f"onlstm_{which}_args_layout")
+    layout_fn.restype = ctypes.POINTER(ctypes.c_int64)
+    count = count_fn()
+    theirs = [layout_fn()[k] for k in range(count + 1)]
+    ours = [ctypes.sizeof(args_type)] + [getattr(args_type, name).offset for name, _ in args_type._fields_]
+    if theirs != ours:
+        raise RuntimeError(f"onlstm_{which}_args: C layout {theirs} differs from the ctypes one {ours}")
+
+
+def check_tensor(name: str, tensor, shape: Sequence[int], dtype: torch.dtype) -> None:
+    """Refuse anything but a contiguous CPU tensor of exactly ``shape`` and ``dtype``."""
+    where = f"onlstm kernel argument {name!r}"
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{where} must be a Tensor, got {type(tensor).__name__}")
+    if tensor.dtype != dtype:
+        raise TypeError(f"{where} has dtype {tensor.dtype}, expected {dtype}")
+    if tensor.device.type != "cpu":
+        raise ValueError(f"{where} is on {tensor.device}, expected cpu")
+    if tuple(tensor.shape) != tuple(shape):
+        raise ValueError(f"{where} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
+    if not tensor.is_contiguous():
+        raise ValueError(f"{where} is not contiguous (strides {tensor.stride()}, shape {tuple(tensor.shape)})")
+
+
+def _sizes(reference: Tensor, c0: Tensor, chunk_size: int) -> Tuple[int, int, int, int, int]:
+    """(T, B, n, m, G) from a (T, B, G) buffer and the (B, n) initial cell state."""
+    if reference.dim() != 3 or c0.dim() != 2:
+        raise ValueError(f"onlstm kernel: expected (T, B, G) gates and (B, n) c0, got shapes "
+                         f"{tuple(reference.shape)} and {tuple(c0.shape)}")
+    (T, B, G), n = reference.shape, c0.shape[1]
+    if not isinstance(chunk_size, int) or chunk_size <= 0 or n % chunk_size:
+        raise ValueError(f"onlstm kernel: chunk_size {chunk_size!r} does not divide n={n}")
+    m = n // chunk_size
+    if G != 4 * n + 2 * m or T == 0 or B == 0:
+        raise ValueError(f"onlstm kernel: gates of shape {(T, B, G)} do not fit n={n}, m={m} (G = 4n + 2m, T, B > 0)")
+    return T, B, n, m, G
+
+
+class _Step:
+    """One native step function bound to the buffers of one sequence, checked once."""
+
+    def __init__(self, which: str, args_type, tensors: dict, shapes: dict, sizes, chunk_size, symmetric):
+        dtype = tensors["gates"].dtype
+        if dtype not in _SUFFIX:
+            raise TypeError(f"onlstm kernel: dtype {dtype} has no fused step (float32, float64)")
+        for name, tensor in tensors.items():
+            check_tensor(name, tensor, shapes[name], dtype)
+        lib = load()
+        if lib is None:
+            raise RuntimeError("onlstm kernel: the fused steps are not available")
+        self._fn = getattr(lib, f"onlstm_{which}_step_{_SUFFIX[dtype]}")
+        T, B, n, m, G = sizes
+        work = torch.empty(shapes["work"][0], dtype=dtype)
+        self._tensors = dict(tensors, work=work)  # keeps every buffer alive while the C side may use it
+        self._args = args_type(T=T, B=B, n=n, m=m, C=chunk_size, symmetric=int(bool(symmetric)),
+                               **{name: t.data_ptr() for name, t in self._tensors.items()})
+        self._T, self._B, self._G, self._dtype = T, B, G, dtype
+
+    def _run(self, t: int, b: int) -> None:
+        if not (0 <= t < self._T and 0 < b <= self._B):
+            raise IndexError(f"onlstm kernel: step {t} with {b} rows is outside T={self._T}, B={self._B}")
+        self._args.t, self._args.b = t, b
+        if self._fn(ctypes.byref(self._args)) != 0:
+            raise RuntimeError("onlstm kernel: inconsistent sizes in the argument structure")
+
+
+class ForwardStep(_Step):
+    """The native forward step over one sequence: ``step(t, b, pre=None)`` fills step ``t``
+    of the buffers for its first ``b`` rows.
+
+    Buffers (all one float dtype, contiguous, on the CPU): ``x_proj``, ``gates`` (T, B, G);
+    ``c``, ``tanh_c``, ``h``, ``f_hat``, ``i_hat`` (T, B, n); ``mf``, ``mi`` (T, B, m);
+    ``c0`` (B, n). ``pre`` is ``U h_{t-1}`` (b, G), added to ``x_proj[t]``; without it
+    ``gates[t]`` must already hold the whole pre-activation.
+    """
+
+    def __init__(self, *, chunk_size: int, symmetric: bool, x_proj, c0, gates, c, tanh_c, h, f_hat, i_hat, mf, mi):
+        sizes = T, B, n, m, G = _sizes(gates, c0, chunk_size)
+        per_unit, per_level = (T, B, n), (T, B, m)
+        shapes = dict(x_proj=(T, B, G), c0=(B, n), gates=(T, B, G), c=per_unit, tanh_c=per_unit, h=per_unit,
+                      f_hat=per_unit, i_hat=per_unit, mf=per_level, mi=per_level, work=(3 * n,))
+        tensors = dict(x_proj=x_proj, c0=c0, gates=gates, c=c, tanh_c=tanh_c, h=h, f_hat=f_hat, i_hat=i_hat,
+                       mf=mf, mi=mi)
+        super().__init__("forward", ForwardArgs, tensors, shapes, sizes, chunk_size, symmetric)
+
+    def __call__(self, t: int, b: int, pre: Optional[Tensor] = None) -> None:
+        if pre is not None:
+            check_tensor("pre", pre, (b, self._G), self._dtype)
+        self._args.pre = None if pre is None else pre.data_ptr()
+        self._run(t, b)
+
+
+class BackwardStep(_Step):
+    """The native backward step over one sequence: ``step(t, b)`` writes ``grad_gates[t]``
+    for the first ``b`` rows and carries ``dc`` back one step (``dh`` is read, not written).
+
+    Buffers as saved by :class:`ForwardStep` (``gates``, ``mf``, ``mi``, ``f_hat``, ``i_hat``,
+    ``tanh_c``, ``c``, ``c0``), the incoming gradients ``grad_h`` (T, B, n), ``grad_mf``,
+    ``grad_mi`` (T, B, m), the carried ``dh``, ``dc`` (B, n) and the output ``grad_gates``
+    (T, B, G).
+    """
+
+    def __init__(self, *, chunk_size: int, symmetric: bool, gates, mf, mi, f_hat, i_hat, tanh_c, c, c0,
+                 grad_h, grad_mf, grad_mi, dh, dc, grad_gates):
+        sizes = T, B, n, m, G = _sizes(gates, c0, chunk_size)
+        per_unit, per_level = (T, B, n), (T, B, m)
+        shapes = dict(gates=(T, B, G), mf=per_level, mi=per_level, f_hat=per_unit, i_hat=per_unit,
+                      tanh_c=per_unit, c=per_unit, c0=(B, n), grad_h=per_unit, grad_mf=per_level,
+                      grad_mi=per_level, dh=(B, n), dc=(B, n), grad_gates=(T, B, G), work=(4 * n + 2 * m,))
+        tensors = dict(gates=gates, mf=mf, mi=mi, f_hat=f_hat, i_hat=i_hat, tanh_c=tanh_c, c=c, c0=c0,
+                       grad_h=grad_h, grad_mf=grad_mf, grad_mi=grad_mi, dh=dh, dc=dc, grad_gates=grad_gates)
+        super().__init__("backward", BackwardArgs, tensors, shapes, sizes, chunk_size, symmetric)
+
+    def __call__(self, t: int, b: int) -> None:
+        self._run(t, b)
 
 
 # ------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .cell import MASTER_INPUT_VARIANTS, cell_step, recurrence
+from .cell import MASTER_INPUT_VARIANTS, cell_step, check_dtype
+from .recurrence import recurrence
 
 
 class Distances(NamedTuple):
@@ -214,6 +215,7 @@ class ONLSTM(nn.Module):
             x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
             batch_sizes, lengths, sorted_idx = None, None, None
         T, B = x.shape[0], x.shape[1]
+        check_dtype(x, self.weight_ih_l0)
         h0, c0 = self._initial_state(hx, B, x, unbatched, sorted_idx)
 
         reverse_index = None
