@@ -220,7 +220,8 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one, so that B
         self._storages: Dict[str, Tensor] = {}
 
     def find_class(self, module: str, name: str) -> Any:
-        if module in ("builtins", "__builtin__") and name in _PLAIN_BUILTINS:
+        module = "builtins" if module == "__builtin__" else module  # protocol 2 writes Python 2's name
+        if module == "builtins" and name in _PLAIN_BUILTINS:
             return _PLAIN_BUILTINS[name]
         if (module, name) in _TORCH_FUNCTIONS:
             return _TORCH_FUNCTIONS[module, name]
@@ -257,9 +258,10 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one, so that B
     def _load_build(self):
         state = self.stack.pop()
         inst = self.stack[-1]
-        if not isinstance(inst, PublishedObject):
+        if isinstance(inst, PublishedObject):
+            inst.__setstate__(state)
+        elif type(inst) is not collections.OrderedDict:  # a state dict's ``_metadata``: dropped
             raise pickle.UnpicklingError(f"refused to set the state of a {type(inst).__name__}")
-        inst.__setstate__(state)
 
     dispatch[pickle.BUILD[0]] = _load_build
 

@@ -24,6 +24,7 @@ COMMANDS = [
     "syneval",
     "parse_eval",
     "logic",
+    "import_published",
 ]
 
 
