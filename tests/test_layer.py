@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from onlstm import ONLSTM, Distances
+from onlstm import ONLSTM, ONLSTMCell, Distances
 from reference import ref_onlstm
 
 TOL = 1e-10
@@ -230,3 +230,22 @@ def test_bad_forward_arguments():
         model(torch.randn(5, 2, 3), (torch.zeros(1, 2, 4), torch.zeros(2, 2, 4)))
     with pytest.raises(ValueError, match="c_0"):
         model(torch.randn(5, 2, 3), (torch.zeros(2, 2, 4), torch.zeros(2, 3, 4)))
+
+
+@pytest.mark.parametrize("shape,batch_first", [((0, 2, 3), False), ((2, 0, 3), True), ((0, 3), False)])
+def test_zero_length_sequence_is_refused_like_nn_lstm(shape, batch_first, impl):
+    model = ONLSTM(3, 4, chunk_size=2, bidirectional=True, batch_first=batch_first)
+    with pytest.raises(ValueError, match="Expected sequence length to be larger than 0 in ONLSTM"):
+        model(torch.randn(shape))
+
+
+def test_dtype_mismatch_names_both_dtypes(impl):
+    model = ONLSTM(3, 4, chunk_size=2)  # float32
+    with pytest.raises(ValueError, match=r"input has dtype torch.float64 but the ON-LSTM weights are torch.float32"):
+        model(torch.randn(5, 2, 3, dtype=torch.float64))
+    hx = (torch.zeros(1, 2, 4, dtype=torch.float64), torch.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match=r"h_0 has dtype torch.float64 but the ON-LSTM weights are torch.float32"):
+        model(torch.randn(5, 2, 3), hx)
+    cell = ONLSTMCell(3, 4, chunk_size=2).double()
+    with pytest.raises(ValueError, match=r"input has dtype torch.float32 .* torch.float64: convert"):
+        cell(torch.randn(2, 3))

@@ -129,6 +129,55 @@ class ONLSTM(nn.Module):
         output: (T, B, D*n) (or packed); ``h_n``, ``c_n``: (L*D, B, n).
         distances (``return_distances=True``): :class:`Distances` of (L*D, T, B) tensors
         ((L*D, B, T) if batch_first, (L*D, T) unbatched).
+
+    Equations (docs/spec.md §1), for each layer and direction and each step t, with
+    ``n = hidden_size``, ``C = chunk_size``, ``m = n / C`` levels and
+    ``cumax(a) = cumsum(softmax(a))``::
+
+        z_t  = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh    # (4n+2m,) = [a_i | a_f | o | c^ | i | f]
+        f~_t = cumax(a_f)                               # master forget gate (m,)
+        i~_t = 1 - cumax(a_i)                           # master input gate (m,), "paper"
+        i~_t = revcumsum(softmax(a_i))                  #   or "symmetric"
+        w_t  = f~_t * i~_t                              # each level repeated over its C units
+        f^_t = sigmoid(f) * w_t + (f~_t - w_t)
+        i^_t = sigmoid(i) * w_t + (i~_t - w_t)
+        c_t  = f^_t * c_{t-1} + i^_t * tanh(c^)
+        h_t  = sigmoid(o) * tanh(c_t)
+
+    ``W_hh`` is the recurrent weight after DropConnect (one mask per forward call). Layer k > 0
+    reads the output of layer k-1 (both directions concatenated, dropout in training); the
+    reverse direction reads each sequence backwards. The distances (docs/spec.md §2) are
+    ``forget = 1 - mean(f~_t)`` and ``input = mean(i~_t)`` over the m levels.
+
+    The fused recurrence computes the same numbers as looping the one-step function
+    :func:`onlstm.cell.cell_step`, here for one layer and direction on a (T, B, d) input::
+
+        from onlstm.cell import cell_step
+        from onlstm.layer import drop_connect
+
+        def layer_forward(x, h_0, c_0, weight_ih, weight_hh, bias_ih, bias_hh):
+            # x (T, B, d); h_0, c_0 (B, n); the layer's weight_ih_l{k}, weight_hh_l{k}, ...
+            weight_hh = drop_connect(weight_hh, dropconnect, training, dropconnect_convention)
+            h, c, outputs, d_f, d_i = h_0, c_0, [], [], []
+            for t in range(x.shape[0]):
+                h, c, f_master, i_master = cell_step(
+                    x[t], h, c, weight_ih, weight_hh, bias_ih, bias_hh, chunk_size, master_input
+                )
+                outputs.append(h)
+                d_f.append(1 - f_master.mean(-1))
+                d_i.append(i_master.mean(-1))
+            return torch.stack(outputs), (h, c), Distances(torch.stack(d_f), torch.stack(d_i))
+
+    Attributes (G = 4n + 2m, rows in the order of ``z_t`` above; D = 2 if bidirectional):
+        weight_ih_l{k}: input-to-hidden weight of layer k, (G, input_size) for k = 0 and
+            (G, D*n) for k > 0.
+        weight_hh_l{k}: hidden-to-hidden weight of layer k, (G, n).
+        bias_ih_l{k}, bias_hh_l{k}: biases of layer k, (G,) each; absent when ``bias=False``.
+        weight_ih_l{k}_reverse, weight_hh_l{k}_reverse, bias_ih_l{k}_reverse,
+            bias_hh_l{k}_reverse: the same for the reverse direction when bidirectional.
+        chunk_size: ``C``. num_levels: ``m``. gate_size: ``G``.
+
+    Every weight and bias starts as U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (:meth:`reset_parameters`).
     """
 
     def __init__(
@@ -323,6 +372,15 @@ class ONLSTMCell(nn.Module):
     ``(forget distance, input distance)`` each (B,) when ``return_distances``.
     DropConnect draws a new mask at every call; to keep one mask over a sequence, apply a
     cell with ``dropconnect=0`` to a masked copy of the weights, or use :class:`ONLSTM`.
+
+    ``forward`` is one call of :func:`onlstm.cell.cell_step` (the equations of :class:`ONLSTM`,
+    docs/spec.md §1) on the weights after DropConnect.
+
+    Attributes (n = hidden_size, m = n / chunk_size levels, G = 4n + 2m):
+        weight_ih: input-to-hidden weight, (G, input_size).
+        weight_hh: hidden-to-hidden weight, (G, n).
+        bias_ih, bias_hh: biases, (G,) each; None when ``bias=False``.
+        chunk_size: ``C``. num_levels: ``m``. gate_size: ``G``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, chunk_size: Optional[int] = None, bias: bool = True,
