@@ -31,7 +31,7 @@ import bisect
 import glob
 import gzip
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -112,12 +112,15 @@ class GoldSentence:
     necessarily binary); ``labeled_spans`` its constituents of two words or more except the
     whole sentence, one entry per label of a collapsed unary chain; ``source`` is
     ``"file:line"`` of the tree's first bracket.
+    ``model_words``: the words as a language model reads them when they differ from the
+    gold ``words`` (the Sinica reader's Simplified forms), else None.
     """
 
     words: list[str]
     tree: Tree
     labeled_spans: list[LabeledSpan] = field(default_factory=list)
     source: str = ""
+    model_words: Optional[list[str]] = None
 
     @property
     def spans(self) -> set[Span]:
@@ -309,15 +312,25 @@ class _Reduced:
     labels: list[str]
 
 
-def preprocess(tree: Constituent, source: str = "") -> Optional[GoldSentence]:
+def preprocess(
+    tree: Constituent,
+    source: str = "",
+    *,
+    is_word: Optional[Callable[[str], bool]] = None,
+    normalize: Optional[Callable[[str], str]] = None,
+) -> Optional[GoldSentence]:
     """Apply SPEC §3 to one raw tree; ``None`` when no word is left.
 
     See the module docstring for the exact steps. ``source`` is copied into the result.
+    ``is_word`` (a POS -> keep the leaf?) and ``normalize`` (a word -> its gold form)
+    default to the Penn Treebank rules (:data:`WORD_TAGS`, :func:`normalize_word`); the
+    Sinica reader (:mod:`onlstm.sinica`) passes its own.
     """
     words: list[str] = []
     labeled: list[LabeledSpan] = []
+    rules = (is_word or WORD_TAGS.__contains__, normalize or normalize_word)
     try:
-        top = _reduce(tree, words, labeled)
+        top = _reduce(tree, words, labeled, rules)
     except RecursionError:
         raise UserError(f"{source or 'tree'}: tree nested too deeply to read") from None
     if top is None:
@@ -326,17 +339,18 @@ def preprocess(tree: Constituent, source: str = "") -> Optional[GoldSentence]:
     return GoldSentence(words=words, tree=top.tree, labeled_spans=labeled, source=source)
 
 
-def _reduce(node: Constituent, words: list[str], labeled: list[LabeledSpan]) -> Optional[_Reduced]:
+def _reduce(node: Constituent, words: list[str], labeled: list[LabeledSpan],
+            rules: tuple[Callable[[str], bool], Callable[[str], str]]) -> Optional[_Reduced]:
     """Preprocess ``node``: append its kept words to ``words``, and to ``labeled`` the
     spans of its descendants that are complete (children of a node of 2+ children)."""
     if node.is_preterminal:
-        if node.label not in WORD_TAGS:
+        if not rules[0](node.label):
             return None
-        words.append(normalize_word(node.children[0]))  # type: ignore[arg-type]
+        words.append(rules[1](node.children[0]))  # type: ignore[arg-type]
         return _Reduced(words[-1], len(words) - 1, len(words), [])
     kept = [
         reduced
-        for reduced in (_reduce(child, words, labeled) for child in node.children)  # type: ignore[arg-type]
+        for reduced in (_reduce(child, words, labeled, rules) for child in node.children)  # type: ignore[arg-type]
         if reduced is not None
     ]
     label = strip_function_tags(node.label)
@@ -371,17 +385,28 @@ def load_treebank(
     *,
     max_length: Optional[int] = None,
     progress: bool = False,
+    format: Optional[str] = None,
 ) -> list[GoldSentence]:
     """Read and preprocess treebank files, in order.
 
     ``inputs``: files, folders or glob patterns (see :func:`expand_paths`); ``None`` or
-    empty reads the bundled sample. ``max_length`` keeps the sentences of at most that many
-    words after preprocessing (10 for WSJ10). Trees without any word are skipped.
-    ``progress`` shows a progress bar over the files.
+    empty reads the bundled sample (the bundled Sinica sample with ``format="sinica"``).
+    ``max_length`` keeps the sentences of at most that many words after preprocessing (10
+    for WSJ10). Trees without any word are skipped. ``progress`` shows a progress bar over
+    the files. ``format``: ``"ptb"`` (bracketed), ``"sinica"`` (ICG notation, read by
+    :mod:`onlstm.sinica`), or None to choose per file: ``.icg``/``.icg.gz`` or a text
+    starting with a ``#n:n.[id]`` prefix is Sinica, anything else bracketed.
     """
+    from . import sinica
+
+    if format not in (None, "ptb", "sinica"):
+        raise UserError(f"unknown treebank format {format!r}; choose ptb or sinica")
     if max_length is not None and max_length < 1:
         raise UserError(f"--max-length must be at least 1, got {max_length}")
-    files = expand_paths(inputs) if inputs else [bundled_sample_path()]
+    if inputs:
+        files = expand_paths(inputs)
+    else:
+        files = [sinica.bundled_sinica_path() if format == "sinica" else bundled_sample_path()]
     if progress and len(files) > 1:
         from tqdm import tqdm
 
@@ -390,10 +415,16 @@ def load_treebank(
         files_iter = files
     sentences: list[GoldSentence] = []
     for path in files_iter:
-        for tree in read_trees(path):
-            sentence = preprocess(tree, source=f"{path}:{tree.line}")
-            if sentence is None:
-                continue
-            if max_length is None or len(sentence.words) <= max_length:
-                sentences.append(sentence)
+        fmt = format or ("sinica" if path.name.endswith(sinica.SINICA_SUFFIXES) else None)
+        text = _read_text(path)
+        if fmt is None:
+            fmt = "sinica" if sinica.looks_like_sinica(text) else "ptb"
+        if fmt == "sinica":
+            found = sinica.parse_sinica(text, str(path))
+        else:
+            found = [s for s in (preprocess(t, source=f"{path}:{t.line}") for t in parse_trees(text, str(path)))
+                     if s is not None]
+        if not found:
+            raise UserError(f"{path}: no tree with a word found (expected {fmt} trees)")
+        sentences.extend(s for s in found if max_length is None or len(s.words) <= max_length)
     return sentences

@@ -30,8 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "treebank",
         nargs="*",
         metavar="TREEBANK",
-        help="bracketed .mrg files, folders or glob patterns (default: the bundled NLTK 10%% "
-        "WSJ sample, 3,914 sentences)",
+        help="bracketed .mrg files, folders or glob patterns, or Sinica ICG files (default: the "
+        "bundled NLTK 10%% WSJ sample, 3,914 sentences; with --format sinica the bundled Sinica "
+        "sample, 10,000 trees)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["ptb", "sinica"],
+        default=None,
+        help="treebank notation: ptb (bracketed) or sinica (ICG; Traditional words read by the "
+        "model in Simplified form via OpenCC t2s, punctuation = POS ending in CATEGORY); "
+        "default: sinica for .icg/.icg.gz files or text starting '#n:n.[id]', else ptb",
     )
     parser.add_argument(
         "--max-length",
@@ -74,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     model = None if args.baselines_only else load_model(args.model)[0]
     names = list(dict.fromkeys(args.baseline)) if args.baseline else list(BASELINE_NAMES)
     sentences = task.load_sentences(
-        args.treebank, max_length=args.max_length, progress=sys.stderr.isatty()
+        args.treebank, max_length=args.max_length, progress=sys.stderr.isatty(), format=args.format
     )
     systems = {}
     if model is not None:
@@ -84,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     report = task.build_report(
         sentences,
         systems,
-        treebank=task.describe_treebank(args.treebank),
+        treebank=task.describe_treebank(args.treebank, args.format),
         max_length=args.max_length,
         seed=args.seed,
     )

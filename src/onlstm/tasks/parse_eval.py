@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 BUNDLED_DESCRIPTION = "bundled NLTK 10% sample of the WSJ treebank (wsj_0001-0199)"
+SINICA_DESCRIPTION = "bundled NLTK sample of the Sinica treebank (10,000 trees)"
 
 
 @dataclass
@@ -65,10 +66,10 @@ class ParseEvalReport:
         }
 
 
-def describe_treebank(inputs: Optional[Sequence[Union[str, Path]]]) -> str:
+def describe_treebank(inputs: Optional[Sequence[Union[str, Path]]], format: Optional[str] = None) -> str:
     """A short human description of the evaluation set."""
     if not inputs:
-        return BUNDLED_DESCRIPTION
+        return SINICA_DESCRIPTION if format == "sinica" else BUNDLED_DESCRIPTION
     names = [str(item) for item in inputs]
     return ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} and {len(names) - 3} more"
 
@@ -77,9 +78,12 @@ def load_sentences(
     inputs: Optional[Sequence[Union[str, Path]]] = None,
     max_length: Optional[int] = None,
     progress: bool = False,
+    format: Optional[str] = None,
 ) -> list[GoldSentence]:
-    """Gold sentences to evaluate on; :class:`UserError` if none is left."""
-    sentences = load_treebank(inputs or None, max_length=max_length, progress=progress)
+    """Gold sentences to evaluate on; :class:`UserError` if none is left. ``format``:
+    ``"ptb"``, ``"sinica"`` or None (by extension / content, see
+    :func:`onlstm.treebank.load_treebank`)."""
+    sentences = load_treebank(inputs or None, max_length=max_length, progress=progress, format=format)
     if not sentences:
         limit = f" of at most {max_length} words" if max_length is not None else ""
         raise UserError(f"no sentence{limit} to evaluate in {describe_treebank(inputs)}")
@@ -110,7 +114,7 @@ def model_systems(
     if model.config.cell != "onlstm":
         raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
     decode = DECODERS[decoder]
-    distances = sentence_distances(model, [s.words for s in sentences], batch_size, progress)
+    distances = sentence_distances(model, [s.model_words or s.words for s in sentences], batch_size, progress)
     layers = distances[0].shape[0] if distances else 0
     systems: dict[str, list[Tree]] = {f"layer {k + 1}": [] for k in range(layers)}
     systems["mean"] = []
