@@ -33,3 +33,37 @@ def test_errors(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="cannot write"):
         plot_distances(WORDS, [[0.0] * 6], tmp_path / "file" / "d.png")
+
+
+def test_forget_and_input_distances_side_by_side(tmp_path):
+    forget = [[0.1, 0.2, 0.9, 0.5, 0.3, 0.1], [0.0, 0.4, 0.8, 0.6, 0.2, 0.0]]
+    inputs = [[0.5, 0.5, 0.1, 0.2, 0.3, 0.9], [0.7, 0.1, 0.2, 0.6, 0.2, 0.3]]
+    svg = plot_distances(WORDS, forget, tmp_path / "both.svg", input_distances=inputs).read_text()
+    assert "d_f (forget)" in svg and "d_i (input)" in svg
+    alone = plot_distances(WORDS, forget, tmp_path / "one.svg").read_text()
+    assert "d_i (input)" not in alone
+    with pytest.raises(ValueError, match="1 layers of input distances for 2 layers"):
+        plot_distances(WORDS, forget, tmp_path / "x.png", input_distances=inputs[:1])
+    with pytest.raises(ValueError, match="5 distances for 6 words"):
+        plot_distances(WORDS, forget, tmp_path / "x.png", input_distances=[[0.0] * 5, [0.0] * 6])
+
+
+def test_chinese_words_use_an_installed_cjk_font_or_warn(tmp_path, monkeypatch):
+    import warnings
+
+    from matplotlib import font_manager
+
+    from onlstm import plots
+
+    words = ["苹果", "的", "颜色"]
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    rc, missing = plots._font_settings(words)
+    assert missing == (not any(name in installed for name in plots.CJK_FONTS))
+    assert plots._font_settings(["the", "cat"]) == ({}, False)
+    monkeypatch.setattr(plots, "CJK_FONTS", ())  # as on a machine without one
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_distances(words, [[0.1, 0.2, 0.3]], tmp_path / "zh.png")
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "fonts-noto-cjk" in messages[0]  # one clear warning, not one per glyph
+    assert (tmp_path / "zh.png").stat().st_size > 1000

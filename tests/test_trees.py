@@ -1,4 +1,4 @@
-"""Decoders, baselines, formats and spans of onlstm.trees."""
+"""Decoders, baselines, spans and depths of onlstm.trees; formats of onlstm.tree_formats."""
 
 import json
 import random
@@ -194,6 +194,38 @@ def test_spans_depth_leaves():
     assert not T.is_binary(["a", "b", "c"])
 
 
+def test_height_and_word_depths_hand():
+    tree = [["the", "cat"], ["sat", ["on", ["the", "mat"]]]]
+    assert T.height(tree) == T.depth(tree) == 4
+    assert T.word_depths(tree) == [2, 2, 2, 3, 4, 4]
+    assert T.average_word_depth(tree) == pytest.approx(17 / 6)
+    assert T.word_depths("word") == [0] and T.average_word_depth("word") == 0.0
+    # every node counts, unary and n-ary ones included
+    assert T.word_depths([["a"], "b", "c"]) == [2, 1, 1]
+    assert T.height([["a"], "b", "c"]) == 2
+
+
+@given(st.integers(1, 40), st.integers(0, 10**6))
+def test_word_depth_bounds(n, seed):
+    """Per word: the constituents above it. Their sum is the total length of the spans (the
+    whole sentence included); their maximum is the height; among binary trees the balanced
+    one has the smallest average and the right- (or left-) branching one the largest,
+    ``(n (n - 1) / 2 + n - 1) / n``."""
+    words = [f"w{i}" for i in range(n)]
+    tree = T.random_tree(words, seed)
+    depths = T.word_depths(tree)
+    assert len(depths) == n
+    assert max(depths) == T.height(tree)
+    assert sum(depths) == sum(b - a for a, b in T.spans(tree, include_whole=True))
+    assert (min(depths) >= 1) == (n >= 2)
+    average = T.average_word_depth(tree)
+    caterpillar = (n * (n - 1) / 2 + n - 1) / n if n > 1 else 0.0
+    assert T.average_word_depth(T.right_branching(words)) == pytest.approx(caterpillar)
+    assert T.average_word_depth(T.left_branching(words)) == pytest.approx(caterpillar)
+    assert T.average_word_depth(T.balanced(words)) - 1e-9 <= average <= caterpillar + 1e-9
+    assert average <= T.height(tree) <= n - 1
+
+
 def test_bad_trees_rejected():
     with pytest.raises(TypeError):
         T.leaves(["a", 3])
@@ -258,6 +290,21 @@ def test_draw():
     assert T.draw("alone") == "alone"
 
 
+def test_draw_without_words_for_side_by_side():
+    tree = [["the", "cat"], ["sat", ["on", ["the", "mat"]]]]
+    assert T.draw(tree, words=False).split("\n") == ["┬─┬─", "│ └─", "└─┬─", "  └─┬─", "    └─┬─", "      └─"]
+    assert T.draw("alone", words=False) == ""
+
+
+def test_formats_live_in_tree_formats_and_are_reachable_from_trees():
+    from onlstm import tree_formats as F
+
+    for name in ("to_bracketed", "from_bracketed", "to_json", "from_json", "draw"):
+        assert getattr(T, name) is getattr(F, name)
+    with pytest.raises(AttributeError):
+        T.no_such_function  # noqa: B018
+
+
 @given(st.integers(1, 30), st.integers(0, 100))
 def test_draw_one_line_per_word_in_one_column(n, seed):
     words = [f"w{i}" for i in range(n)]
@@ -265,6 +312,9 @@ def test_draw_one_line_per_word_in_one_column(n, seed):
     assert [line.split(" ")[-1] for line in lines] == words
     if n > 1:
         assert len({line.rindex(" ") for line in lines}) == 1  # words aligned
+    bare = T.draw(T.random_tree(words, seed), words=False).split("\n")
+    assert len(bare) == n and all(line.rstrip() == line for line in bare)
+    assert [line[: len(b)] for line, b in zip(lines, bare)] == bare
 
 
 @given(sentences)

@@ -96,6 +96,15 @@ static int sizes_ok(int64_t T, int64_t B, int64_t n, int64_t m, int64_t C, int64
     return m > 0 && C > 0 && n == m * C && t >= 0 && t < T && b > 0 && b <= B;
 }
 
+/* Sizes of step a->t, offsets of that step in the (T, B, width) buffers, and c_{t-1}
+   (a->c at t-1, or a->c0); returns -1 from the step function when the sizes do not fit. */
+#define STEP_PROLOGUE(T_, a)                                                                   \
+    const int64_t n = (a)->n, m = (a)->m, C = (a)->C, B = (a)->B, t = (a)->t, b = (a)->b;       \
+    if (!sizes_ok((a)->T, B, n, m, C, t, b)) return -1;                                        \
+    const int64_t G = 4 * n + 2 * m;                                                           \
+    const size_t step_g = (size_t)t * B * G, step_n = (size_t)t * B * n, step_m = (size_t)t * B * m; \
+    const T_ *c_prev = t > 0 ? (const T_ *)(a)->c + step_n - (size_t)B * n : (const T_ *)(a)->c0
+
 #define DEFINE_KERNELS(T_, SUFFIX, EXP)                                                       \
                                                                                               \
 /* IEEE semantics: exp overflows to inf: sigm(-inf) = 0, tanh(+-inf) = +-1, NaN -> NaN */   \
@@ -114,14 +123,10 @@ static void softmax_cumsum_##SUFFIX(const T_ *a, T_ *p, T_ *cum, int64_t m) {   
                                                                                               \
 int onlstm_forward_step_##SUFFIX(const onlstm_forward_args *a)                                \
 {                                                                                             \
-    const int64_t n = a->n, m = a->m, C = a->C, B = a->B, t = a->t, b = a->b;                 \
-    if (!sizes_ok(a->T, B, n, m, C, t, b)) return -1;                                         \
-    const int64_t G = 4 * n + 2 * m;                                                          \
-    const size_t step_g = (size_t)t * B * G, step_n = (size_t)t * B * n, step_m = (size_t)t * B * m; \
+    STEP_PROLOGUE(T_, a);                                                                     \
     const T_ *xp_t = a->pre ? (const T_ *)a->x_proj + step_g : NULL;                          \
     T_ *gates_t = (T_ *)a->gates + step_g;                                                    \
     const T_ *pre = a->pre ? (const T_ *)a->pre : gates_t;                                    \
-    const T_ *c_prev = t > 0 ? (const T_ *)a->c + step_n - (size_t)B * n : (const T_ *)a->c0; \
     T_ *c = (T_ *)a->c + step_n, *tanh_c = (T_ *)a->tanh_c + step_n, *h = (T_ *)a->h + step_n; \
     T_ *f_hat = (T_ *)a->f_hat + step_n, *i_hat = (T_ *)a->i_hat + step_n;                    \
     T_ *mf = (T_ *)a->mf + step_m, *mi = (T_ *)a->mi + step_m;                                \
@@ -167,15 +172,11 @@ int onlstm_forward_step_##SUFFIX(const onlstm_forward_args *a)                  
                                                                                               \
 int onlstm_backward_step_##SUFFIX(const onlstm_backward_args *a)                              \
 {                                                                                             \
-    const int64_t n = a->n, m = a->m, C = a->C, B = a->B, t = a->t, b = a->b;                 \
-    if (!sizes_ok(a->T, B, n, m, C, t, b)) return -1;                                         \
-    const int64_t G = 4 * n + 2 * m;                                                          \
-    const size_t step_g = (size_t)t * B * G, step_n = (size_t)t * B * n, step_m = (size_t)t * B * m; \
+    STEP_PROLOGUE(T_, a);                                                                     \
     const T_ *gates = (const T_ *)a->gates + step_g;                                          \
     const T_ *mf = (const T_ *)a->mf + step_m, *mi = (const T_ *)a->mi + step_m;              \
     const T_ *f_hat = (const T_ *)a->f_hat + step_n, *i_hat = (const T_ *)a->i_hat + step_n;  \
     const T_ *tanh_c = (const T_ *)a->tanh_c + step_n;                                        \
-    const T_ *c_prev = t > 0 ? (const T_ *)a->c + step_n - (size_t)B * n : (const T_ *)a->c0; \
     const T_ *grad_h = (const T_ *)a->grad_h + step_n, *dh = (const T_ *)a->dh;               \
     const T_ *grad_mf = (const T_ *)a->grad_mf + step_m, *grad_mi = (const T_ *)a->grad_mi + step_m; \
     T_ *dc = (T_ *)a->dc, *dg = (T_ *)a->grad_gates + step_g;                                 \

@@ -12,7 +12,8 @@ Corpus files are always read by :func:`onlstm.text.tokenize` (whitespace or char
   (``U.S.``, ``Mr.``, ``Inc.``), numbers (``3.5``, ``1,000``, ``10:30``) and inner hyphens,
   slashes and ampersands (``New York-based``, ``AT&T``) stay whole.
 * ``jieba``: Chinese word segmentation by the ``jieba`` package (its accurate mode).
-* ``chars``: every non-whitespace character is a word (unsegmented text, character models).
+* ``chars``: every non-whitespace character is a word (unsegmented text, character models),
+  a run of Latin letters and digits one word.
 
 Every tokenizer returns :class:`Token` s: ``text`` is the token exactly as typed (so the
 tokens' texts, concatenated, give the input without its whitespace), ``form`` the
@@ -56,9 +57,14 @@ def whitespace_tokens(text: str) -> List[Token]:
     return [Token(t, t) for t in text.split()]
 
 
+_LATIN_RUN = re.compile(r"[0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]+|\S")
+
+
 def char_tokens(text: str) -> List[Token]:
-    """Every non-whitespace character is a token."""
-    return [Token(c, c) for c in text if not c.isspace()]
+    """Every non-whitespace character is a token, except that a run of Latin letters and
+    digits (ASCII or full-width) stays one token: ``"1998年"`` -> ``1998 年``. (A character
+    model still reads such a word character by character.)"""
+    return [Token(m.group(), m.group()) for m in _LATIN_RUN.finditer(text)]
 
 
 # --------------------------------------------------------------------------------------
@@ -142,6 +148,8 @@ def ptb_tokens(text: str) -> List[Token]:
         elif kind == "single":
             if tok in ("`", "‘"):
                 form = "`"
+            elif tok == "’":
+                form = "'"
             else:
                 form = "`" if _opens(text, m.start(), m.end(), out) else "'"
             out.append(Token(tok, form))

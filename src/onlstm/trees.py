@@ -15,9 +15,14 @@ Decoders (SPEC §2) turn a sentence and one syntactic distance per word into a b
 Baselines (SPEC §3): :func:`left_branching`, :func:`right_branching`, :func:`balanced` and
 :func:`random_tree` (uniform over all binary trees of the sentence, seeded).
 
-Formats: :func:`to_bracketed` / :func:`from_bracketed` (``(w (w w))``), :func:`to_json` /
-:func:`from_json`, :func:`draw` (a tree drawn for the terminal). Structure: :func:`leaves`,
-:func:`spans` (SPEC §3 spans), :func:`depth`, :func:`is_binary`.
+Structure: :func:`leaves`, :func:`spans` (docs/spec.md §3 spans), :func:`height` (the longest
+root-to-word path; :func:`depth` is the same function under its older name),
+:func:`word_depths` / :func:`average_word_depth` (the number of constituents above each word,
+and its mean: the "depth" of the ON-LSTM paper's Table 2), :func:`is_binary`.
+
+Formats live in :mod:`onlstm.tree_formats` (:func:`to_bracketed` / :func:`from_bracketed`,
+:func:`to_json` / :func:`from_json`, :func:`draw`) and are reachable from here as well
+(``onlstm.trees.draw``), loaded on first use.
 
 Every function here walks trees with an explicit stack rather than recursion, so trees of
 sentences of any length (a right-branching tree of 5,000 words is 5,000 levels deep) work.
@@ -25,7 +30,6 @@ sentences of any length (a right-branching tree of 5,000 words is 5,000 levels d
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -43,7 +47,10 @@ __all__ = [
     "BASELINES",
     "leaves",
     "spans",
+    "height",
     "depth",
+    "word_depths",
+    "average_word_depth",
     "is_binary",
     "to_bracketed",
     "from_bracketed",
@@ -293,8 +300,12 @@ def spans(tree: Tree, *, include_whole: bool = False) -> set[Span]:
     return found
 
 
-def depth(tree: Tree) -> int:
-    """Length (in edges) of the longest path from the root to a word; a word has depth 0."""
+def height(tree: Tree) -> int:
+    """Length (in edges) of the longest path from the root to a word; a word has height 0.
+
+    This is what ``parse-eval`` printed as "depth" before it also reported
+    :func:`average_word_depth`; ``height(right_branching(w)) == len(w) - 1``.
+    """
     deepest = 0
     stack: list[tuple[Tree, int]] = [(tree, 0)]
     while stack:
@@ -304,6 +315,41 @@ def depth(tree: Tree) -> int:
         else:
             stack.extend((child, level + 1) for child in _children(node))
     return deepest
+
+
+#: The older name of :func:`height` (the tree's height, not the paper's word depth).
+depth = height
+
+
+def word_depths(tree: Tree) -> list[int]:
+    """For each word, left to right, the number of constituents (internal nodes) above it.
+
+    The root counts, so every word of a tree of two words or more has depth >= 1, and a
+    one-word tree gives ``[0]``; every node counts, unary ones included. For a binary tree
+    the sum of the word depths is the sum of the lengths of its spans, the whole sentence
+    included (each constituent is counted once per word it covers).
+    """
+    out: list[int] = []
+    stack: list[tuple[Tree, int]] = [(tree, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, str):
+            out.append(level)
+        else:
+            stack.extend((child, level + 1) for child in reversed(_children(node)))
+    return out
+
+
+def average_word_depth(tree: Tree) -> float:
+    """The mean of :func:`word_depths`: the per-sentence "depth" of the ON-LSTM paper.
+
+    The paper's Table 2 reports the mean of this over the sentences of the test set (the
+    published evaluation writes each tree in brackets and averages, over the words, the
+    number of brackets open at each word). Right-branching over ``n >= 2`` words gives
+    ``(n (n - 1) / 2 + n - 1) / n``.
+    """
+    depths = word_depths(tree)
+    return sum(depths) / len(depths)
 
 
 def is_binary(tree: Tree) -> bool:
@@ -320,168 +366,13 @@ def is_binary(tree: Tree) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------------------
-# Formats
-# --------------------------------------------------------------------------------------
-
-_ESCAPES = {"(": "-LRB-", ")": "-RRB-"}
+_FORMATS = frozenset({"to_bracketed", "from_bracketed", "to_json", "from_json", "draw"})
 
 
-def _escape(word: str) -> str:
-    if not word or any(ch.isspace() for ch in word):
-        raise ValueError(f"word {word!r} cannot be written in bracketed form (empty or has spaces)")
-    for raw, escaped in _ESCAPES.items():
-        word = word.replace(raw, escaped)
-    return word
+def __getattr__(name: str):
+    """``onlstm.trees.draw`` etc.: the text forms, which live in :mod:`onlstm.tree_formats`."""
+    if name in _FORMATS:
+        from . import tree_formats
 
-
-class _Token:
-    """Literal text scheduled on the writer's stack (distinct from a word)."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-_CLOSE = _Token(")")
-_SPACE = _Token(" ")
-
-
-def to_bracketed(tree: Tree) -> str:
-    """``["the", ["cat", "sat"]]`` -> ``"(the (cat sat))"``; a one-word tree is the word.
-
-    Brackets inside words are written ``-LRB-`` / ``-RRB-`` as in the Penn Treebank (and
-    stay so when read back); words must be non-empty and without whitespace.
-    """
-    parts: list[str] = []
-    # Items are subtrees to write, or literal tokens (")" or " ") to emit.
-    stack: list[object] = [tree]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _Token):
-            parts.append(item.text)
-        elif isinstance(item, str):
-            parts.append(_escape(item))
-        else:
-            children = _children(item)  # type: ignore[arg-type]
-            parts.append("(")
-            stack.append(_CLOSE)
-            for i, child in enumerate(reversed(children)):
-                stack.append(child)
-                if i < len(children) - 1:
-                    stack.append(_SPACE)
-    return "".join(parts)
-
-
-def from_bracketed(text: str) -> Tree:
-    """Parse ``"(the (cat sat))"`` back into ``["the", ["cat", "sat"]]``.
-
-    Nodes may have any number of children (a node ``(a)`` gives ``["a"]``); a text without
-    brackets is a one-word tree. Raises ``ValueError`` on unbalanced brackets, empty
-    nodes, several trees or an empty text.
-    """
-    tokens = text.replace("(", " ( ").replace(")", " ) ").split()
-    if not tokens:
-        raise ValueError("empty tree")
-    if tokens[0] != "(":
-        if len(tokens) != 1 or tokens[0] == ")":
-            raise ValueError(f"expected one word or one bracketed tree, got {text!r}")
-        return tokens[0]
-    stack: list[list] = []
-    result: Tree | None = None
-    for position, token in enumerate(tokens):
-        if result is not None:
-            raise ValueError(f"text after the end of the tree at token {position}: {token!r}")
-        if token == "(":
-            stack.append([])
-        elif token == ")":
-            if not stack:
-                raise ValueError(f"unbalanced ')' at token {position}")
-            node = stack.pop()
-            if not node:
-                raise ValueError(f"empty brackets '()' at token {position}")
-            if stack:
-                stack[-1].append(node)
-            else:
-                result = node
-        else:
-            if not stack:  # pragma: no cover - a word at top level can only follow the root
-                raise ValueError(f"word {token!r} outside the tree")
-            stack[-1].append(token)
-    if stack:
-        raise ValueError(f"{len(stack)} unclosed '(' in {text!r}")
-    return result  # type: ignore[return-value]
-
-
-def to_json(tree: Tree) -> str:
-    """The tree as JSON nested lists, e.g. ``["the", ["cat", "sat"]]`` (UTF-8 kept)."""
-    _validate(tree)
-    return json.dumps(tree, ensure_ascii=False)
-
-
-def from_json(text: str) -> Tree:
-    """Read a tree written by :func:`to_json`; ``ValueError`` if it is not one."""
-    try:
-        tree = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"not JSON: {err}") from None
-    _validate(tree)
-    return tree
-
-
-def _validate(tree: object) -> None:
-    """Raise ``ValueError`` unless ``tree`` is str leaves in non-empty lists/tuples."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            continue
-        if not isinstance(node, (list, tuple)) or len(node) == 0:
-            raise ValueError(f"not a tree node: {node!r}")
-        stack.extend(node)
-
-
-def draw(tree: Tree, *, unicode: bool = True) -> str:
-    """Draw ``tree`` for the terminal: one word per line, read top to bottom.
-
-    Each bracket is a vertical bar joining its children; the words are aligned in one
-    column so the sentence reads downwards::
-
-        ┬─┬───── the
-        │ └───── cat
-        └─┬───── sat
-          └─┬─── on
-            ├─── the
-            └─── mat
-
-    ``unicode=False`` uses ASCII (``+ | ` -``) instead of box-drawing characters.
-    """
-    if unicode:
-        first, middle, last, bar, dash = "┬", "├", "└", "│", "─"
-    else:
-        first, middle, last, bar, dash = "+", "+", "`", "|", "-"
-    if isinstance(tree, str):
-        return tree
-    width = 2 * depth(tree)
-    lines: list[str] = []
-    # (node, prefix of its first line, prefix of its other lines)
-    stack: list[tuple[Tree, str, str]] = [(tree, "", "")]
-    while stack:
-        node, head, rest = stack.pop()
-        if isinstance(node, str):
-            lines.append(head + dash * (width - len(head)) + " " + node)
-            continue
-        children = _children(node)
-        items = []
-        for i, child in enumerate(children):
-            if i == 0:
-                child_head = head + first + dash
-            elif i < len(children) - 1:
-                child_head = rest + middle + dash
-            else:
-                child_head = rest + last + dash
-            child_rest = rest + ("  " if i == len(children) - 1 else bar + " ")
-            items.append((child, child_head, child_rest))
-        stack.extend(reversed(items))
-    return "\n".join(lines)
+        return getattr(tree_formats, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
