@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from onlstm.lm import LanguageModel
-from onlstm.train import evaluate_model
+from onlstm.tasks.lm import evaluate_model
 
 
 def main(argv=None) -> int:

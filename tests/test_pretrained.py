@@ -9,7 +9,7 @@ from onlstm.cli import main
 from onlstm.corpus import load_corpus
 from onlstm.tasks.parse import parse
 from onlstm.bundled import default_model_path
-from onlstm.train import evaluate_ids
+from onlstm.tasks.lm import evaluate_ids
 
 
 def _model():

@@ -10,8 +10,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from onlstm import train as T
 from onlstm.errors import UserError
+from onlstm.tasks import lm as T
+from onlstm.training import TrainingDiverged
 from lm_helpers import write_small_corpus
 
 
@@ -66,7 +67,7 @@ def test_existing_run_needs_resume(corpus, tmp_path):
 def test_nan_loss_stops_with_clear_error_and_keeps_checkpoint(corpus, tmp_path):
     T.train(_cfg(corpus, max_steps=5), tmp_path / "r", log=lambda s: None, progress=False)
     before = (tmp_path / "r" / "checkpoint.safetensors").read_bytes()
-    with pytest.raises(T.TrainingDiverged, match="last good checkpoint"):
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         T.train(None, tmp_path / "r", resume=True, log=lambda s: None, progress=False,
                 resume_overrides=dict(max_steps=50, lr=1e38, clip=0.0))
     with pytest.raises(UserError, match="cannot change hidden_sizes"):
@@ -162,3 +163,48 @@ def test_ctrl_c_saves_and_resume_continues(corpus, tmp_path):
     assert (run / "checkpoint.safetensors").exists()
     res = T.train(None, run, resume=True, log=lambda s: None, progress=False, resume_overrides={"epochs": 1})
     assert res.epochs_done == 1
+
+
+def _write_legacy_checkpoint(path, tensors, state):
+    """A checkpoint as the code before the training harness wrote it: no "format" entry,
+    every dict as {"__dict__": pairs}, every list/tuple as {"__list__": items, "tuple": bool}."""
+    import json
+    import math
+
+    from safetensors.torch import save_file
+
+    flat = {}
+
+    def old(obj, prefix):
+        if isinstance(obj, torch.Tensor):
+            flat[prefix] = obj.contiguous()
+            return {"__tensor__": prefix}
+        if isinstance(obj, dict):
+            return {"__dict__": [[old(k, f"{prefix}.k{i}"), old(v, f"{prefix}.{i}")] for i, (k, v) in enumerate(obj.items())]}
+        if isinstance(obj, (list, tuple)):
+            return {"__list__": [old(v, f"{prefix}.{i}") for i, v in enumerate(obj)], "tuple": isinstance(obj, tuple)}
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return {"__float__": repr(obj)}
+        return obj
+
+    meta = old(state, "state")
+    flat.update(tensors)
+    save_file(flat, str(path), metadata={"state": json.dumps(meta)})
+
+
+def test_a_checkpoint_in_the_old_layout_resumes_exactly(corpus, tmp_path):
+    from onlstm.tasks.lm.recipe import FORMAT
+    from onlstm.training import read_checkpoint
+
+    T.train(_cfg(corpus, epochs=2), tmp_path / "full", log=lambda s: None, progress=False)
+    # stopped at a multiple of log_interval: a log group does not span the cut
+    T.train(_cfg(corpus, epochs=2, max_steps=35), tmp_path / "cut", log=lambda s: None, progress=False)
+    path = tmp_path / "cut" / "checkpoint.safetensors"
+    tensors, state = read_checkpoint(path, FORMAT)
+    _write_legacy_checkpoint(path, tensors, state)
+    with safe_open(str(path), "pt") as f:
+        assert "format" not in f.metadata()
+    T.train(None, tmp_path / "cut", resume=True, log=lambda s: None, progress=False,
+            resume_overrides={"max_steps": 10**9})
+    assert _train_losses(tmp_path / "full") == _train_losses(tmp_path / "cut")
+    assert _valid_losses(tmp_path / "full") == _valid_losses(tmp_path / "cut")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from onlstm import train as T
+from onlstm.tasks import lm as T
 from lm_helpers import write_small_corpus
 
 

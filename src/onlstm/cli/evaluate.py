@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .. import train as task
+from ..tasks.lm import evaluate_model
 from .common import add_model_argument, load_model
 
 
@@ -28,7 +28,7 @@ def run(args) -> int:
     data = args.data
     if data is None:
         data = (model.training_info or {}).get("data")
-    result = task.evaluate_model(model, args.split, data, args.batch_size, args.bptt)
+    result = evaluate_model(model, args.split, data, args.batch_size, args.bptt)
     result["model"] = str(folder)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import train as task
+from ..tasks.lm import generate
 from .common import add_model_argument, load_model
 
 
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     model, _ = load_model(args.model)
-    words = task.generate(model, args.prompt, args.tokens, args.temperature, args.top_k, args.seed)
+    words = generate(model, args.prompt, args.tokens, args.temperature, args.top_k, args.seed)
     text = " ".join("\n" if w == "<eos>" else w for w in words).replace(" \n ", "\n")
     print((args.prompt + " " if args.prompt else "") + text)
     return 0

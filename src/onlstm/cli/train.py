@@ -1,4 +1,4 @@
-"""``onlstm train``: train a language model (argument parsing only; see onlstm.train)."""
+"""``onlstm train``: train a language model (argument parsing only; see onlstm.tasks.lm)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import argparse
 import typing
 from dataclasses import fields
 
-from .. import train as task
 from ..errors import UserError
+from ..lm import perplexity
+from ..tasks import lm as task
 
 _HELP = {
     "cell": "recurrent layer: onlstm or lstm (AWD-LSTM baseline through the same pipeline)",
@@ -62,7 +63,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (created)")
     p.add_argument("--preset", choices=sorted(task.PRESETS), default=None,
-                   help="paper (SPEC §4 exactly), cpu (about an hour on 2 cores), tiny (tests)")
+                   help="paper (docs/spec.md §4 exactly), cpu (about an hour on 2 cores), tiny (tests)")
     p.add_argument("--config", metavar="FILE", help="JSON or TOML file of settings")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     group = p.add_argument_group("settings (default: the preset's, else the paper's)")
@@ -98,7 +99,7 @@ def run(args) -> int:
         result = task.train(None, args.out, resume=True, resume_overrides=overrides)
     else:
         result = task.train(task.resolve_config(args.preset, args.config, overrides), args.out)
-    best = f"{task.perplexity(result.best_valid_loss):.2f}" if result.best_valid_loss is not None else "n/a"
+    best = f"{perplexity(result.best_valid_loss):.2f}" if result.best_valid_loss is not None else "n/a"
     print(f"stopped ({result.stopped_by}) after {result.epochs_done} epoch(s), {result.steps} batches, "
           f"{result.elapsed_minutes:.1f} min; best valid ppl {best}; run folder {result.run_dir}")
     return 130 if result.stopped_by == "interrupt" else 0

@@ -2,7 +2,7 @@
 
 :func:`run_demo` chains the other tasks and writes a report folder:
 
-1. perplexity of the model on the PTB test split (:func:`onlstm.train.evaluate_model`, the
+1. perplexity of the model on the PTB test split (:func:`onlstm.tasks.lm.evaluate_model`, the
    paper's protocol: batch 1, the whole text as one sequence);
 2. unsupervised parsing of the bundled treebank sample: sentence F1 of every layer (and of
    the layer mean) beside the four baselines, on all sentences and on WSJ10
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from . import parse_eval
+from .common import require_onlstm
 from .. import trees as T
 from ..errors import UserError
 
@@ -127,10 +128,9 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
 
     from .parse import parse
     from ..plots import plot_distances
-    from ..train import evaluate_model
+    from .lm.evaluation import evaluate_model
 
-    if model.config.cell != "onlstm":
-        raise UserError("the demo needs an ON-LSTM model (this one is an LSTM baseline)")
+    require_onlstm(model, "the demo")
     out = Path(out_dir)
     try:
         (out / "plots").mkdir(parents=True, exist_ok=True)
