@@ -3,9 +3,23 @@
 - :func:`score_spans` -- precision, recall and F1 of one sentence's span sets, with the SPEC
   edge conventions: no gold span -> recall 1, and precision 1 if the prediction has no span
   either (so a one-word sentence, or a two-word one, scores 1 for any binary tree).
-- :func:`evaluate_trees` -- a whole set of sentences: sentence-level F1 (the mean of the
-  sentence F1s, the number the papers report), corpus-level (micro) precision / recall / F1,
-  per-label recall of the gold constituents, average depth of the predicted trees.
+- :func:`evaluate_trees` -- a whole set of sentences, in both conventions in use:
+
+  * sentence-level F1: the mean of the sentence F1s, whole-sentence span left out (the
+    number of the papers' tables, PRPN and ON-LSTM);
+  * corpus-level (micro) precision / recall / F1 over all spans, the whole-sentence span
+    left out (``corpus_*``), and counted once per sentence of two words or more
+    (``corpus_*_with_sentence``: what EVALB reports on these trees, the published ON-LSTM
+    evaluation's "Evalb F1");
+  * recall of the gold constituents per label, whole-sentence constituents left out
+    (``label_recall``) and counted (``label_recall_with_sentence``: the published code's
+    per-label accuracy);
+  * two tree statistics of the predicted trees: the average word depth (the number of
+    constituents above a word, averaged over the words of a sentence, then over sentences:
+    the "depth" of the ON-LSTM paper's Table 2) and the tree height (the longest
+    root-to-word path, averaged over sentences).
+
+  docs/metrics.md explains each and which one the paper's tables use.
 - :func:`evaluate_systems` -- several systems (name -> one tree per sentence) scored by the
   same code; :func:`baseline_trees` / :func:`evaluate_baselines` for the four baselines
   (left- and right-branching, balanced, seeded uniform random).
@@ -44,7 +58,7 @@ __all__ = [
 BASELINE_NAMES = ("left", "right", "balanced", "random")
 
 #: The constituent labels a results table shows (every label is in the JSON).
-MAIN_LABELS = ("NP", "VP", "PP", "ADJP", "SBAR", "ADVP")
+MAIN_LABELS = ("NP", "VP", "PP", "S", "SBAR", "ADJP", "ADVP")
 
 
 @dataclass(frozen=True)
@@ -86,9 +100,22 @@ def score_spans(predicted: set[Span], gold: set[Span]) -> SpanScore:
 class ParseScores:
     """The scores of one system on one set of sentences (fractions in [0, 1]).
 
-    ``label_recall[label]`` is the fraction of the gold constituents with that label
-    (function tags stripped) whose span the system predicted; ``label_counts[label]`` how
-    many there are. ``average_depth`` is the mean of :func:`onlstm.trees.depth`.
+    - ``sentence_f1``: mean over sentences of the sentence F1 (:func:`score_spans`; the
+      whole-sentence span is not counted): the papers' number.
+    - ``corpus_precision`` / ``corpus_recall`` / ``corpus_f1``: from the span counts summed
+      over all sentences, the whole-sentence span not counted (docs/spec.md §3).
+    - ``corpus_*_with_sentence``: the same, with the whole-sentence span counted once in
+      the predicted, the gold and the matched counts of every sentence of two words or
+      more (EVALB on these unlabeled trees gives exactly this).
+    - ``label_recall[label]``: the fraction of the gold constituents with that label
+      (function tags stripped) whose span the system predicted, whole-sentence
+      constituents left out; ``label_counts[label]`` how many there are.
+      ``label_recall_with_sentence`` / ``label_counts_with_sentence``: the same with the
+      whole-sentence constituents (:attr:`GoldSentence.sentence_labels`) counted, which
+      every tree predicts (as in the published evaluation).
+    - ``word_depth``: mean over sentences of :func:`onlstm.trees.average_word_depth` (the
+      paper's "depth"); ``tree_height``: mean over sentences of
+      :func:`onlstm.trees.height`.
     """
 
     system: str
@@ -97,9 +124,15 @@ class ParseScores:
     corpus_f1: float
     corpus_precision: float
     corpus_recall: float
-    average_depth: float
+    corpus_f1_with_sentence: float
+    corpus_precision_with_sentence: float
+    corpus_recall_with_sentence: float
+    word_depth: float
+    tree_height: float
     label_recall: dict[str, float] = field(default_factory=dict)
     label_counts: dict[str, int] = field(default_factory=dict)
+    label_recall_with_sentence: dict[str, float] = field(default_factory=dict)
+    label_counts_with_sentence: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dictionary (labels ordered by decreasing count)."""
@@ -120,10 +153,13 @@ def evaluate_trees(
     if not sentences:
         raise ValueError("no sentences to score")
     f1_sum = 0.0
-    depth_sum = 0
+    height_sum = 0
+    word_depth_sum = 0.0
     matched = n_predicted = n_gold = 0
+    whole = 0  # sentences of two words or more: each has one whole-sentence span
     label_total: Counter[str] = Counter()
     label_found: Counter[str] = Counter()
+    label_whole: Counter[str] = Counter()
     for index, (sentence, tree) in enumerate(zip(sentences, predicted)):
         n_words = len(T.leaves(tree))
         if n_words != len(sentence.words):
@@ -138,13 +174,20 @@ def evaluate_trees(
         matched += score.matched
         n_predicted += score.predicted
         n_gold += score.gold
-        depth_sum += T.depth(tree)
+        if n_words >= 2:
+            whole += 1
+            label_whole.update(set(sentence.sentence_labels))
+        height_sum += T.height(tree)
+        word_depth_sum += T.average_word_depth(tree)
         for start, end, label in sentence.labeled_spans:
             label_total[label] += 1
             if (start, end) in pred:
                 label_found[label] += 1
     corpus = _prf(matched, n_predicted, n_gold)
+    with_sentence = _prf(matched + whole, n_predicted + whole, n_gold + whole)
     ordered = sorted(label_total, key=lambda label: (-label_total[label], label))
+    total_whole = label_total + label_whole
+    ordered_whole = sorted(total_whole, key=lambda label: (-total_whole[label], label))
     return ParseScores(
         system=system,
         sentences=len(sentences),
@@ -152,9 +195,17 @@ def evaluate_trees(
         corpus_f1=corpus.f1,
         corpus_precision=corpus.precision,
         corpus_recall=corpus.recall,
-        average_depth=depth_sum / len(sentences),
+        corpus_f1_with_sentence=with_sentence.f1,
+        corpus_precision_with_sentence=with_sentence.precision,
+        corpus_recall_with_sentence=with_sentence.recall,
+        word_depth=word_depth_sum / len(sentences),
+        tree_height=height_sum / len(sentences),
         label_recall={label: label_found[label] / label_total[label] for label in ordered},
         label_counts={label: label_total[label] for label in ordered},
+        label_recall_with_sentence={
+            label: (label_found[label] + label_whole[label]) / total_whole[label] for label in ordered_whole
+        },
+        label_counts_with_sentence={label: total_whole[label] for label in ordered_whole},
     )
 
 

@@ -111,7 +111,9 @@ class GoldSentence:
     ``tree`` is the gold tree over ``words`` with unary chains collapsed (nested lists, not
     necessarily binary); ``labeled_spans`` its constituents of two words or more except the
     whole sentence, one entry per label of a collapsed unary chain; ``source`` is
-    ``"file:line"`` of the tree's first bracket.
+    ``"file:line"`` of the tree's first bracket. ``sentence_labels``: the labels of the
+    constituents spanning the whole sentence (its top unary chain, e.g. ``["S"]``), empty
+    for a one-word sentence; the published evaluation's label recall counts them.
     ``model_words``: the words as a language model reads them when they differ from the
     gold ``words`` (the Sinica reader's Simplified forms), else None.
     """
@@ -120,6 +122,7 @@ class GoldSentence:
     tree: Tree
     labeled_spans: list[LabeledSpan] = field(default_factory=list)
     source: str = ""
+    sentence_labels: list[str] = field(default_factory=list)
     model_words: Optional[list[str]] = None
 
     @property
@@ -336,7 +339,8 @@ def preprocess(
     if top is None:
         return None
     labeled.sort(key=lambda span: (span[0], -span[1]))
-    return GoldSentence(words=words, tree=top.tree, labeled_spans=labeled, source=source)
+    whole = top.labels if len(words) >= 2 else []
+    return GoldSentence(words=words, tree=top.tree, labeled_spans=labeled, source=source, sentence_labels=whole)
 
 
 def _reduce(node: Constituent, words: list[str], labeled: list[LabeledSpan],

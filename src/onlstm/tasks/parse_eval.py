@@ -6,11 +6,14 @@ The steps, each usable on its own (the command line just chains them):
    by default), optionally only the sentences of at most ``max_length`` words;
 2. build the systems, a mapping name -> one tree per sentence: :func:`baseline_systems`
    for the baselines; a model adds one system per layer (and one for the layer average)
-   by decoding its distances with :func:`onlstm.trees.greedy`;
+   by decoding its forget distances d_f (or, with ``distance="input"``, its input
+   distances d_i) with :func:`onlstm.trees.greedy` (:func:`model_distances`,
+   :func:`decode_systems`; :func:`model_systems` does both);
 3. :func:`build_report` -- score every system with the same code
-   (:func:`onlstm.metrics.evaluate_systems`);
+   (:func:`onlstm.metrics.evaluate_systems`), in both conventions of docs/spec.md §3;
 4. :func:`format_table` / :meth:`ParseEvalReport.to_dict` to show it, :func:`save_trees`
-   to write the predictions (bracketed, one per line, in the gold order).
+   to write the predictions and the gold trees (bracketed, one per line, in the gold
+   order). Per-sentence diagnostics (``--show``) are in :mod:`onlstm.tasks.parse_show`.
 """
 
 from __future__ import annotations
@@ -18,18 +21,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from .. import trees as T
 from ..errors import UserError
+from ..fileio import atomic_write_text
 from ..metrics import BASELINE_NAMES, MAIN_LABELS, ParseScores, baseline_trees, evaluate_systems
 from ..treebank import GoldSentence, load_treebank
 from ..trees import Tree
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+#: Which distances decode the model's trees (docs/spec.md §2): d_f (the paper's) or d_i.
+DISTANCES = ("forget", "input")
 
 __all__ = [
     "ParseEvalReport",
     "load_sentences",
     "baseline_systems",
+    "model_distances",
+    "decode_systems",
     "model_systems",
     "build_report",
     "format_table",
@@ -53,6 +65,8 @@ class ParseEvalReport:
     words: int
     results: dict[str, ParseScores]
     seed: Optional[int] = None
+    distance: Optional[str] = None  # what decoded the model's trees: "forget" or "input"
+    decoder: Optional[str] = None
 
     def to_dict(self) -> dict:
         """JSON-ready: the setting, then ``systems`` -> :meth:`ParseScores.to_dict`."""
@@ -62,6 +76,8 @@ class ParseEvalReport:
             "sentences": self.sentences,
             "words": self.words,
             "seed": self.seed,
+            "distance": self.distance,
+            "decoder": self.decoder,
             "systems": {name: scores.to_dict() for name, scores in self.results.items()},
         }
 
@@ -97,25 +113,30 @@ def baseline_systems(
     return baseline_trees(sentences, names, seed)
 
 
-def model_systems(
-    model,
-    sentences: Sequence[GoldSentence],
-    decoder: str = "greedy",
-    batch_size: int = 64,
-    progress: bool = False,
+def model_distances(model, sentences: Sequence[GoldSentence], batch_size: int = 64,
+                    progress: bool = False) -> list[tuple[Tensor, Tensor]]:
+    """``(d_f, d_i)`` of an ON-LSTM language model over each gold sentence's words, each
+    (layers, T): fed as ``<eos> w_1 .. w_T <eos>`` with a fresh state (docs/spec.md §2)."""
+    from .parse import all_distances
+
+    if model.config.cell != "onlstm":
+        raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    return all_distances(model, [s.model_words or s.words for s in sentences], batch_size, progress)
+
+
+def decode_systems(
+    sentences: Sequence[GoldSentence], distances: Sequence[Tensor], decoder: str = "greedy"
 ) -> dict[str, list[Tree]]:
-    """One system per layer of an ON-LSTM language model (``layer 1`` ...) and one for the
-    average of the layers (``mean``): its forget distances over each gold sentence's words
-    (fed as ``<eos> w_1 .. w_T <eos>`` with a fresh state, SPEC §2), decoded by ``decoder``."""
-    from .parse import DECODERS, sentence_distances
+    """One system per layer (``layer 1`` ...) and one for the layer average (``mean``):
+    each sentence's (layers, T) ``distances`` decoded by ``decoder`` over its words."""
+    from .parse import DECODERS
 
     if decoder not in DECODERS:
         raise UserError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
-    if model.config.cell != "onlstm":
-        raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
     decode = DECODERS[decoder]
-    distances = sentence_distances(model, [s.model_words or s.words for s in sentences], batch_size, progress)
-    layers = distances[0].shape[0] if distances else 0
+    layers = distances[0].shape[0] if len(distances) else 0
     systems: dict[str, list[Tree]] = {f"layer {k + 1}": [] for k in range(layers)}
     systems["mean"] = []
     for sentence, d in zip(sentences, distances):
@@ -125,14 +146,35 @@ def model_systems(
     return systems
 
 
+def model_systems(
+    model,
+    sentences: Sequence[GoldSentence],
+    decoder: str = "greedy",
+    batch_size: int = 64,
+    progress: bool = False,
+    distance: str = "forget",
+) -> dict[str, list[Tree]]:
+    """:func:`model_distances` then :func:`decode_systems` of the ``distance`` chosen:
+    ``"forget"`` (d_f, the paper's) or ``"input"`` (d_i)."""
+    if distance not in DISTANCES:
+        raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
+    pairs = model_distances(model, sentences, batch_size, progress)
+    return decode_systems(sentences, [pair[DISTANCES.index(distance)] for pair in pairs], decoder)
+
+
 def build_report(
     sentences: Sequence[GoldSentence],
     systems: Mapping[str, Sequence[Tree]],
     treebank: str = BUNDLED_DESCRIPTION,
     max_length: Optional[int] = None,
     seed: Optional[int] = None,
+    distance: Optional[str] = None,
+    decoder: Optional[str] = None,
 ) -> ParseEvalReport:
-    """Score every system on ``sentences`` (:func:`onlstm.metrics.evaluate_systems`)."""
+    """Score every system on ``sentences`` (:func:`onlstm.metrics.evaluate_systems`).
+
+    ``distance`` / ``decoder``: how the model's systems were decoded (None without a model),
+    recorded in the report and its table."""
     return ParseEvalReport(
         treebank=treebank,
         max_length=max_length,
@@ -140,70 +182,110 @@ def build_report(
         words=sum(len(s.words) for s in sentences),
         results=evaluate_systems(sentences, systems),
         seed=seed,
+        distance=distance,
+        decoder=decoder,
     )
 
 
+DISTANCE_NAMES = {"forget": "forget distances d_f", "input": "input distances d_i"}
+
+
+def _label_rows(scores: Sequence[ParseScores], labels: Sequence[str], with_sentence: bool,
+                name_width: int) -> list[str]:
+    recall = (lambda s: s.label_recall_with_sentence) if with_sentence else (lambda s: s.label_recall)
+    counts = (lambda s: s.label_counts_with_sentence) if with_sentence else (lambda s: s.label_counts)
+    shown = [label for label in labels if any(label in counts(s) for s in scores)]
+    if not shown:
+        return []
+    header = "system".ljust(name_width) + "".join(f"{label:>8}" for label in shown)
+    lines = [header, "-" * len(header)]
+    for s in scores:
+        lines.append(s.system.ljust(name_width) + "".join(
+            f"{100 * recall(s)[label]:8.1f}" if label in recall(s) else f"{'-':>8}" for label in shown))
+    lines.append("gold constituents: " + ", ".join(f"{label} {counts(scores[0]).get(label, 0):,}" for label in shown))
+    return lines
+
+
 def format_table(report: ParseEvalReport, labels: Sequence[str] = MAIN_LABELS) -> str:
-    """The results as a text table (percentages), one row per system."""
+    """The results as text tables (percentages), one row per system: the span scores and
+    tree statistics in both conventions of docs/spec.md §3, then the recall of the gold
+    constituents by label, whole-sentence constituents left out and counted."""
     scores = list(report.results.values())
-    shown = [label for label in labels if any(label in s.label_counts for s in scores)]
-    name_width = max([len("system")] + [len(s.system) for s in scores])
-    columns = ["sent-F1", "corp-F1", "prec", "recall", "depth"] + shown
-    header = "system".ljust(name_width) + "".join(f"{c:>9}" for c in columns)
+    name_width = max([len("system")] + [len(s.system) for s in scores]) + 1
     limit = f"at most {report.max_length} words" if report.max_length is not None else "all lengths"
     lines = [
         f"Unsupervised parsing, {report.treebank}",
         f"{report.sentences:,} sentences ({limit}), {report.words:,} words"
         + (f", random baseline seed {report.seed}" if report.seed is not None and "random" in report.results else ""),
-        "",
-        header,
-        "-" * len(header),
     ]
+    if report.distance is not None:
+        lines.append(f"model trees: {report.decoder or 'greedy'} decoder over the "
+                     f"{DISTANCE_NAMES.get(report.distance, report.distance)} (--distance {report.distance})")
+    groups = (("", 9), ("whole sentence left out", 27), ("whole sentence counted", 27), ("depth", 16))
+    top = " " * name_width + "".join(f"{g:^{w}}" for g, w in groups)
+    header = "system".ljust(name_width) + "".join(
+        f"{c:>9}" for c in ("sent-F1", "corp-F1", "prec", "recall", "EVALB-F1", "prec", "recall")
+    ) + f"{'word':>8}{'height':>8}"
+    lines += ["", top.rstrip(), header, "-" * len(header)]
     for s in scores:
-        cells = [s.sentence_f1, s.corpus_f1, s.corpus_precision, s.corpus_recall]
+        cells = [s.sentence_f1, s.corpus_f1, s.corpus_precision, s.corpus_recall, s.corpus_f1_with_sentence,
+                 s.corpus_precision_with_sentence, s.corpus_recall_with_sentence]
         row = s.system.ljust(name_width) + "".join(f"{100 * v:9.1f}" for v in cells)
-        row += f"{s.average_depth:9.2f}"
-        row += "".join(
-            f"{100 * s.label_recall[label]:9.1f}" if label in s.label_recall else f"{'-':>9}"
-            for label in shown
-        )
-        lines.append(row)
-    lines.append("")
-    lines.append(
-        "sent-F1: mean of sentence F1 (the papers' number); corp-F1/prec/recall: over all spans; "
-        "depth: mean tree depth;"
-    )
-    if shown and scores:
-        counts = ", ".join(f"{label} {scores[0].label_counts[label]:,}" for label in shown)
-        lines.append(f"label columns: recall of gold constituents by label ({counts}).")
+        lines.append(row + f"{s.word_depth:8.2f}{s.tree_height:8.2f}")
+    lines += [
+        "",
+        "sent-F1: mean of the sentence F1s (the papers' number). corp-F1/prec/recall: over the spans of all",
+        "sentences, the whole-sentence span left out; EVALB-F1/prec/recall: the same with it counted, as",
+        "EVALB and the published evaluation do.",
+        "depth: word = constituents above a word, averaged over words then sentences (the paper's \"depth\");",
+        "height = longest root-to-word path, averaged over sentences. docs/metrics.md explains each.",
+    ]
+    for with_sentence, title in ((False, "whole-sentence constituents left out"),
+                                 (True, "whole-sentence constituents counted (the published evaluation)")):
+        rows = _label_rows(scores, labels, with_sentence, name_width)
+        if rows:
+            lines += ["", f"Recall of gold constituents by label (%), {title}", *rows]
     return "\n".join(lines)
 
 
-def tree_file_paths(path: Union[str, Path], names: Sequence[str]) -> dict[str, Path]:
+GOLD = "gold"
+
+
+def tree_file_paths(path: Union[str, Path], names: Sequence[str], gold: bool = False) -> dict[str, Path]:
     """Where :func:`save_trees` writes each system: ``path`` itself for a single system,
-    else the system name inserted before the suffix (``trees.txt`` -> ``trees.left.txt``)."""
+    else the system name inserted before the suffix (``trees.txt`` -> ``trees.left.txt``).
+    With ``gold``, the gold trees go to ``trees.gold.txt`` (key :data:`GOLD`)."""
     path = Path(path)
-    if len(names) == 1:
-        return {names[0]: path}
-    out = {}
-    for name in names:
+
+    def named(name: str) -> Path:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
-        out[name] = path.with_name(f"{path.stem}.{safe}{path.suffix}")
+        return path.with_name(f"{path.stem}.{safe}{path.suffix}")
+
+    out = {names[0]: path} if len(names) == 1 else {name: named(name) for name in names}
+    if gold:
+        out[GOLD] = named(GOLD)
     return out
 
 
-def save_trees(path: Union[str, Path], systems: Mapping[str, Sequence[Tree]]) -> list[Path]:
-    """Write each system's trees, bracketed, one per line in the gold order (see
-    :func:`tree_file_paths` for the file names). Returns the files written."""
+def save_trees(
+    path: Union[str, Path],
+    systems: Mapping[str, Sequence[Tree]],
+    gold: Optional[Sequence[GoldSentence]] = None,
+) -> list[Path]:
+    """Write each system's trees, bracketed, one per line in the gold order, and with
+    ``gold`` the gold trees (after preprocessing, unlabeled) beside them (see
+    :func:`tree_file_paths` for the file names). Each file is written atomically. Returns the
+    files written; an unwritable place raises :class:`UserError` naming the file."""
+    trees: dict[str, Sequence[Tree]] = dict(systems)
+    if gold is not None:
+        trees[GOLD] = [sentence.tree for sentence in gold]
     written = []
-    for name, target in tree_file_paths(path, list(systems)).items():
+    for name, target in tree_file_paths(path, list(systems), gold=gold is not None).items():
+        text = "".join(T.to_bracketed(tree) + "\n" for tree in trees[name])
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "w", encoding="utf-8") as handle:
-                for tree in systems[name]:
-                    handle.write(T.to_bracketed(tree) + "\n")
+            atomic_write_text(target, text)
         except OSError as err:
             raise UserError(f"{target}: cannot write the trees: {err.strerror or err}") from None
         written.append(target)
     return written
-
