@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 import torch
 
+from onlstm.batching import pad_batch
 from onlstm.cli import main
 from onlstm.errors import UserError
 from onlstm.tasks import logic as L
@@ -56,12 +57,14 @@ def test_parse_formula_grammar():
         L.parse_line("= a b", where="x")
 
 
-def test_vocab_and_padding():
-    v = L.Vocab()
+def test_symbols_and_padding():
+    v = L.SymbolTable()
     assert v.itos[0] == L.PAD and len(v) == 12
     assert v.encode("( not a )".split()) == [1, 9, 3, 2]
     assert v.encode("( not a )".split(), keep_parens=False) == [9, 3]
-    ids, lengths = L.pad_batch([[1, 2, 3], [4]])
+    with pytest.raises(UserError, match="unknown formula symbol 'xor'"):
+        v.encode(["xor"])
+    ids, lengths = pad_batch([[1, 2, 3], [4]], pad_id=0)
     assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and lengths.tolist() == [3, 1]
 
 
@@ -82,12 +85,12 @@ def test_padding_does_not_change_the_encoding(cell):
     cfg = L.LogicConfig(cell=cell, **{k: v for k, v in TINY.items() if k not in ("batch_size", "train_limit")})
     model = L.LogicClassifier(cfg, len(L.SYMBOLS)).eval()
     seqs = [[1, 11, 3, 2], [4], [1, 5, 1, 9, 6, 2, 2]]
-    ids, lengths = L.pad_batch(seqs)
+    ids, lengths = pad_batch(seqs, pad_id=0)
     batched = model.encode(ids, lengths)  # (3, H)
     for i, s in enumerate(seqs):
         alone = model.encode(torch.tensor([s]), torch.tensor([len(s)]))
         torch.testing.assert_close(batched[i : i + 1], alone, rtol=1e-5, atol=1e-6)
-    p, pl = L.pad_batch(seqs)
+    p, pl = pad_batch(seqs, pad_id=0)
     logits = model(p, pl, p.flip(0), pl.flip(0))
     assert logits.shape == (3, 7)
 
@@ -187,3 +190,52 @@ def test_cli_train_smoke(tmp_path, capsys):
     assert "continue with --resume" in capsys.readouterr().out
     state = json.loads((out / L.CONFIG).read_text())
     assert state["config"]["hidden_size"] == 16 and state["vocab"][0] == L.PAD
+
+
+def _write_legacy_checkpoint(path, tensors, state):
+    """A checkpoint as logic.py wrote it before the shared harness: Adam's tensors as
+    ``optim.<i>.<name>`` beside ``{"param_groups", "scalars"}``, the RNG as ``rng.torch``."""
+    from safetensors.torch import save_file
+
+    out = {k: v for k, v in tensors.items() if k.startswith("model.")}
+    out["rng.torch"] = tensors["rng.0"]
+    scalars = {}
+    for idx, st in state["optimizer"]["state"].items():
+        for name, val in st.items():
+            if isinstance(val, torch.Tensor):
+                out[f"optim.{idx}.{name}"] = val
+            else:
+                scalars[f"{idx}.{name}"] = val
+    old = {k: state[k] for k in ("config", "vocab", "relations", "history", "best", "progress")}
+    old["optimizer"] = {"param_groups": state["optimizer"]["param_groups"], "scalars": scalars}
+    save_file(out, str(path), metadata={"format": L.FORMAT, "state": json.dumps(old)})
+
+
+def test_a_checkpoint_in_the_old_layout_resumes_exactly(tmp_path):
+    from onlstm.training import read_checkpoint
+
+    quiet = dict(progress=False, log=lambda *a: None)
+    cfg = L.LogicConfig(cell="lstm", epochs=2, **TINY)
+    straight = L.Trainer(tmp_path / "a", cfg, **quiet)
+    assert straight.run() == "done"
+    assert L.Trainer(tmp_path / "old", cfg, max_steps=3, **quiet).run() == "steps"
+    path = tmp_path / "old" / L.CHECKPOINT
+    _write_legacy_checkpoint(path, *read_checkpoint(path, L.FORMAT))
+    assert "optim.0.exp_avg" in _safetensors_keys(path)
+    resumed = L.Trainer(tmp_path / "old", resume=True, **quiet)
+    assert (resumed.epoch, resumed.batch) == (0, 3)
+    assert resumed.run() == "done"
+    wa, wo = _weights(tmp_path / "a"), _weights(tmp_path / "old")
+    for k in wa:
+        assert torch.equal(wa[k], wo[k]), k
+    assert [h["train_loss"] for h in straight.history] == pytest.approx([h["train_loss"] for h in resumed.history])
+    assert "optim.0.exp_avg" not in _safetensors_keys(path)  # saved again in today's layout
+    records = [json.loads(s) for s in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert records == straight.history
+
+
+def _safetensors_keys(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return set(f.keys())

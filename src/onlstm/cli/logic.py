@@ -81,17 +81,9 @@ def run_train(args: argparse.Namespace) -> int:
         given["keep_parens"] = False
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserError("--max-minutes must be positive")
-    if args.resume:
-        # options given with --resume must agree with the checkpoint (epochs may grow)
-        _, info = task.load_model(args.out, which="last")
-        saved = info["config"]
-        bad = [k for k, v in given.items() if saved.get(k) != v]
-        if bad:
-            raise UserError(f"--resume: {', '.join(bad)} differ from the checkpoint's; leave them out")
-        config = None
-    else:
-        config = task.LogicConfig(**given)
-    status = task.train(args.out, config, resume=args.resume, epochs=args.epochs,
+    # with --resume the options given must agree with the checkpoint's (epochs may grow)
+    config = None if args.resume else task.LogicConfig(**given)
+    status = task.train(args.out, config, resume=args.resume, resume_overrides=given, epochs=args.epochs,
                         max_minutes=args.max_minutes, max_steps=args.max_steps, device=args.device,
                         progress=not args.quiet and sys.stderr.isatty())
     return 130 if status == "interrupted" else 0
