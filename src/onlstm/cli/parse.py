@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..tasks import parse as task
+from ..tasks.common import require_onlstm
 from .. import trees as T
 from ..errors import UserError
 from .common import add_model_argument, load_model
@@ -100,8 +101,7 @@ def run(args) -> int:
     if not sentences:
         raise UserError("no sentence to parse (every line was empty)")
     model, _ = load_model(args.model)
-    if model.config.cell != "onlstm":
-        raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
+    require_onlstm(model, "parsing")
     layer = layer_argument(args.layer) if args.layer is not None else None
     parsed = task.parse(model, sentences, layer, args.decoder, args.batch_size, progress=len(sentences) > 256,
                         distance=args.distance, pretokenized=args.pretokenized)

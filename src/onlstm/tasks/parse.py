@@ -31,6 +31,7 @@ from ..lm import LanguageModel
 from ..text import EOS, UNK, tokenize
 from ..tokenizers import Token, is_punctuation, split_text
 from ..treebank import normalize_word
+from .common import require_onlstm
 
 DECODERS = {"greedy": T.greedy, "split": T.split}
 #: Which distance decodes a tree: ``forget`` (d_f, the paper's) or ``input`` (d_i).
@@ -154,11 +155,6 @@ def _model_pieces(model: LanguageModel, words: Sequence[str]) -> Tuple[List[str]
 # --------------------------------------------------------------------------------------
 
 
-def _require_onlstm(model: LanguageModel) -> None:
-    if model.config.cell != "onlstm":
-        raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
-
-
 @torch.no_grad()
 def all_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]], batch_size: int = 64,
                   progress: bool = False) -> List[Tuple[Tensor, Tensor]]:
@@ -168,7 +164,7 @@ def all_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]], ba
     :func:`vocabulary_form`). Each sentence is read as ``<eos> w_1 .. w_T <eos>`` from a zero
     state, in padded batches of ``batch_size`` sorted by length; a character-level model
     reads the words' characters and a word gets the distances read at its first character."""
-    _require_onlstm(model)
+    require_onlstm(model, "parsing")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     pieces = [_model_pieces(model, words) for words in token_lists]
@@ -233,7 +229,7 @@ def parse(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]], 
         raise UserError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
     if distance not in DISTANCES:
         raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
-    _require_onlstm(model)
+    require_onlstm(model, "parsing")
     split = [split_sentence(model, s, pretokenized) for s in sentences]
     for i, (kept, dropped) in enumerate(split):
         if not kept:
