@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Sequence
@@ -34,6 +33,7 @@ from torch import Tensor, nn
 from . import __version__
 from .text import EOS, TextOptions, Vocabulary, tokenize
 from .errors import UserError
+from .fileio import atomic_write_bytes, atomic_write_text
 from .layer import DROPCONNECT_CONVENTIONS, ONLSTM, drop_connect
 
 CONFIG_FORMAT = "onlstm-language-model"
@@ -281,21 +281,21 @@ class LanguageModel(nn.Module):
         return {k: v.detach().contiguous() for k, v in self.state_dict().items() if k != "decoder.weight"}
 
     def save_pretrained(self, path, extra_config: Optional[dict] = None) -> None:
-        """Write model.safetensors, config.json and vocab.json into ``path`` (atomically per file)."""
-        from safetensors.torch import save_file
+        """Write model.safetensors, config.json and vocab.json into ``path`` (atomically and
+        durably per file, with the folder's usual permissions; OS errors are UserErrors)."""
+        from safetensors.torch import save
 
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tmp = path / (WEIGHTS_FILE + ".tmp")
-        save_file(self.weights_for_saving(), str(tmp), metadata={"format": CONFIG_FORMAT})
-        os.replace(tmp, path / WEIGHTS_FILE)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"{path}: cannot create the model folder ({err.strerror or err})") from None
+        atomic_write_bytes(path / WEIGHTS_FILE, save(self.weights_for_saving(), metadata={"format": CONFIG_FORMAT}))
         config = {"format": CONFIG_FORMAT, "version": CONFIG_VERSION, "onlstm_version": __version__,
                   "model": asdict(self.config)}
         if extra_config:
             config.update(extra_config)
-        tmp = path / (CONFIG_FILE + ".tmp")
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        os.replace(tmp, path / CONFIG_FILE)
+        atomic_write_text(path / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
         if self.vocab is not None:
             self.vocab.save(path / VOCAB_FILE)
 
