@@ -106,3 +106,21 @@ def test_collect_shown_and_format(model, treebank):
     assert parse_show.shown_indices(2, 3) == []
     assert parse_show.default_shown_system(["left", "right"]) == "right"
     assert parse_show.default_shown_system(["layer 1", "mean"]) == "layer 1"
+
+
+def test_show_draws_the_layer_the_model_recommends(tiny_model, treebank, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["parse_layer"] = 3
+    (folder / "config.json").write_text(json.dumps(config))
+    assert main(["parse-eval", str(treebank), "--model", str(folder), "--show", "3", "--baseline", "left"]) == 0
+    header = capsys.readouterr().out.splitlines()[1]
+    assert header.split()[-3:] == ["gold", "layer", "3"]
+    assert main(["parse-eval", str(treebank), "--model", str(folder), "--show", "3", "--baseline", "left",
+                 "--show-system", "left"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[-2:] == ["gold", "left"]
+    assert main(["parse-eval", str(treebank), "--model", str(folder), "--show", "3", "--show-system", "layer 4"]) == 2
+    assert "'layer 4' is not among the systems" in capsys.readouterr().err

@@ -72,8 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--show-system",
         metavar="NAME",
-        help="the system whose tree --show draws beside the gold one (default: layer 2, "
-        "else layer 1, else right)",
+        help="the system whose tree --show draws beside the gold one (default: the layer the "
+        "model's config recommends (parse_layer), else layer 2, else layer 1, else right)",
     )
     parser.add_argument(
         "--baselines-only", action="store_true", help="score the baselines only (no model)"
@@ -124,8 +124,11 @@ def run(args: argparse.Namespace) -> int:
     systems.update(task.baseline_systems(sentences, names, seed=args.seed))
     shown = []
     if args.show is not None:
+        drawn = args.show_system
+        if drawn is None and model is not None and model.config.parse_layer is not None:
+            drawn = f"layer {model.config.parse_layer}"  # the layer the model's card recommends
         shown = parse_show.collect_shown(sentences, systems, args.show, distances,
-                                         args.distance if model is not None else None, args.show_system)
+                                         args.distance if model is not None else None, drawn)
     report = task.build_report(
         sentences,
         systems,
