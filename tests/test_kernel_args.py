@@ -62,6 +62,12 @@ def test_gate_width_must_fit_the_hidden_size():
     buffers["c0"] = torch.zeros(B, N + 2)  # n = 6 would need G = 30
     with pytest.raises(ValueError, match="do not fit n=6"):
         _forward_step(**buffers)
+    buffers["c0"] = torch.zeros(B, N, 1)
+    with pytest.raises(ValueError, match=r"expected \(T, B, G\) gates and \(B, n\) c0, got \(3, 2, 20\) and \(2, 4, 1\)"):
+        _forward_step(**buffers)
+    buffers["c0"] = None
+    with pytest.raises(ValueError, match="and NoneType"):
+        _forward_step(**buffers)
 
 
 def test_non_contiguous_and_non_cpu_buffers_are_refused():

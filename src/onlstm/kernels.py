@@ -212,9 +212,9 @@ def check_tensor(name: str, tensor, shape: Sequence[int], dtype: torch.dtype) ->
 
 def _sizes(reference: Tensor, c0: Tensor, chunk_size: int) -> Tuple[int, int, int, int, int]:
     """(T, B, n, m, G) from a (T, B, G) buffer and the (B, n) initial cell state."""
-    if reference.dim() != 3 or c0.dim() != 2:
-        raise ValueError(f"onlstm kernel: expected (T, B, G) gates and (B, n) c0, got shapes "
-                         f"{tuple(reference.shape)} and {tuple(c0.shape)}")
+    if not (isinstance(reference, Tensor) and isinstance(c0, Tensor) and reference.dim() == 3 and c0.dim() == 2):
+        got = [tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__ for t in (reference, c0)]
+        raise ValueError(f"onlstm kernel: expected (T, B, G) gates and (B, n) c0, got {got[0]} and {got[1]}")
     (T, B, G), n = reference.shape, c0.shape[1]
     if not isinstance(chunk_size, int) or chunk_size <= 0 or n % chunk_size:
         raise ValueError(f"onlstm kernel: chunk_size {chunk_size!r} does not divide n={n}")
