@@ -10,6 +10,7 @@ from ..tasks import parse as task
 from ..tasks.common import require_onlstm
 from .. import trees as T
 from ..errors import UserError
+from ..fileio import read_text
 from .common import add_model_argument, load_model
 
 FORMATS = ("bracket", "json", "tree", "table")
@@ -60,21 +61,17 @@ def _read_sentences(args):
         raise UserError("give sentences either as arguments or with --file, not both")
     if args.file:
         if args.file == "-":
-            lines = sys.stdin.read().splitlines()
+            lines = _read_stdin()
             source = "stdin"
         else:
-            path = Path(args.file)
-            if not path.is_file():
-                raise UserError(f"{args.file}: no such file")
-            try:
-                lines = path.read_text(encoding="utf-8").splitlines()
-            except UnicodeDecodeError as err:
-                raise UserError(f"{args.file}: not UTF-8 text ({err})") from None
+            lines = read_text(Path(args.file)).splitlines()  # UserErrors name the file (and line)
             source = args.file
     elif args.sentences:
         return list(args.sentences)
+    elif sys.stdin is None:
+        raise UserError("no sentence given and stdin is closed: pass sentences as arguments or --file FILE")
     elif not sys.stdin.isatty():
-        lines = sys.stdin.read().splitlines()
+        lines = _read_stdin()
         source = "stdin"
     else:
         raise UserError("no sentence given: pass sentences as arguments, --file FILE, or pipe them on stdin")
@@ -83,6 +80,18 @@ def _read_sentences(args):
     if skipped:
         print(f"note: skipped {skipped} empty line(s) of {source}", file=sys.stderr)
     return sentences
+
+
+def _read_stdin() -> list:
+    """Lines of standard input; a closed or undecodable stdin is a UserError."""
+    if sys.stdin is None:
+        raise UserError("cannot read sentences from stdin: it is closed")
+    try:
+        return sys.stdin.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise UserError(f"stdin: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise UserError(f"cannot read stdin: {err.strerror or err}") from None
 
 
 def _note_dropped(parsed) -> None:
