@@ -207,9 +207,12 @@ def test_file_without_trees_and_unreadable(tmp_path):
     with pytest.raises(UserError, match="no tree found"):
         tb.read_trees(write(tmp_path, "empty.mrg", "\n\n"))
     broken = tmp_path / "broken.mrg.gz"
-    broken.write_bytes(b"not gzip at all")
-    with pytest.raises(UserError, match="cannot read"):
+    broken.write_bytes(gzip.compress(b"( (S (NN x)) )")[:-12])  # truncated
+    with pytest.raises(UserError, match="broken gzip file"):
         tb.read_trees(broken)
+    plain = tmp_path / "plain.mrg.gz"  # gzip is recognised by its magic bytes, not by the name
+    plain.write_bytes(b"( (S (NN x) (NN y)) )")
+    assert tb.load_treebank([plain])[0].words == ["x", "y"]
 
 
 def test_latin1_file_is_read(tmp_path):

@@ -1,8 +1,11 @@
 """Reading and writing files safely: one place for the project's file I/O rules.
 
 * Reading: `read_bytes` gunzips by magic bytes (whatever the file's name) and turns every
-  OS error into a `UserError` naming the file; `decode_utf8` drops a byte-order mark and
-  names the line of a bad byte.
+  OS error into a `UserError` naming the file (a folder or a device is refused);
+  `decode_utf8` drops a byte-order mark and names the line of a bad byte, and
+  `refuse_binary` the line of a NUL byte (a binary file).
+* Showing: `excerpt` is how a piece of a user's file appears in a message: escaped as
+  Python's ``repr`` does (no raw control character reaches the terminal) and cut short.
 * Writing: `atomic_write_bytes` / `atomic_write_text` write a temporary file beside the
   target, fsync it, rename it over the target and fsync the folder, so a crash or a full
   disk leaves either the old file or the new one, never a mix.
@@ -13,13 +16,15 @@ from __future__ import annotations
 import errno
 import gzip
 import os
+import stat
 import zlib
 from pathlib import Path
 from typing import Any, Union
 
 from .errors import UserError
 
-__all__ = ["PathLike", "read_bytes", "decode_utf8", "read_text", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["PathLike", "excerpt", "read_bytes", "decode_utf8", "refuse_binary", "read_text", "atomic_write_bytes",
+           "atomic_write_text"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -74,11 +79,34 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def excerpt(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters: how user input is shown in messages.
+
+    ``repr`` escapes every character that is not printable (control bytes, ANSI escapes,
+    lone surrogates, bidi overrides), so the excerpt is safe to print on any terminal."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value):,} characters)"
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _is_device(path: Any) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, TypeError):  # a Traversable inside a zip, or missing: read_bytes says
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
 def read_bytes(path: Any, what: str = "file") -> bytes:
-    """Raw bytes of `path` (a Path or an importlib.resources Traversable), gunzipped if needed."""
+    """Raw bytes of `path` (a Path or an importlib.resources Traversable), gunzipped if needed.
+
+    A folder or a device (``/dev/zero``) is refused; pipes (``<(zcat ...)``) are read."""
     try:
         if path.is_dir():
             raise UserError(f"{path}: is a directory, expected a {what}")
+        if _is_device(path):
+            raise UserError(f"{path}: is a device, expected a {what}")
         raw = path.read_bytes()
     except UserError:
         raise
@@ -99,7 +127,9 @@ def read_bytes(path: Any, what: str = "file") -> bytes:
 
 
 def decode_utf8(raw: bytes, path: Any) -> str:
-    """Decode UTF-8 (a leading byte-order mark is dropped); bad bytes -> UserError with line/offset."""
+    """Decode UTF-8 (a leading byte-order mark is dropped). A binary file (`refuse_binary`), a
+    UTF-16 file or a bad byte is a UserError naming the line (and offset) of the problem."""
+    refuse_binary(raw, path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -114,6 +144,19 @@ def decode_utf8(raw: bytes, path: Any) -> str:
     if text.startswith("\ufeff"):
         text = text[1:]
     return text
+
+
+def refuse_binary(raw: bytes, path: Any) -> bytes:
+    """``raw`` unchanged, or a UserError naming the line of its first NUL byte: a NUL never
+    occurs in a UTF-8 or Latin-1 text file, so the file is binary (a model, an archive, an
+    image, ...) or UTF-16 (said so when it starts with a UTF-16 byte-order mark)."""
+    nul = raw.find(b"\0")
+    if nul < 0:
+        return raw
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise UserError(f"{path}: is UTF-16 text; convert it to UTF-8, e.g. with `iconv -f utf-16 -t utf-8`")
+    line = raw.count(b"\n", 0, nul) + 1
+    raise UserError(f"{path}: line {line}: binary data (a NUL byte at offset {nul}), expected a text file")
 
 
 def read_text(path: PathLike) -> str:

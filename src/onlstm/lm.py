@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Sequence
 
@@ -30,69 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import __version__
+from . import __version__, gemm
 from .text import EOS, TextOptions, Vocabulary, tokenize
 from .errors import UserError
 from .fileio import atomic_write_bytes, atomic_write_text
-from .layer import DROPCONNECT_CONVENTIONS, ONLSTM, drop_connect
+from .layer import ONLSTM, drop_connect
+from .lm_config import CONFIG_FORMAT, CONFIG_VERSION, LMConfig, check_weights_header, read_model_config
 
-CONFIG_FORMAT = "onlstm-language-model"
-CONFIG_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE, VOCAB_FILE = "model.safetensors", "config.json", "vocab.json"
-
-
-@dataclass
-class LMConfig:
-    """Everything that defines a language model's architecture (saved as config.json)."""
-
-    vocab_size: int
-    emb_size: int = 400
-    hidden_sizes: List[int] = field(default_factory=lambda: [1150, 1150, 400])  # output size of each layer
-    cell: str = "onlstm"  # "onlstm" or "lstm"
-    chunk_size: int = 10
-    master_input: str = "paper"
-    dropout: float = 0.45  # locked dropout on the last layer's output
-    dropouth: float = 0.3  # locked dropout between layers
-    dropouti: float = 0.5  # locked dropout on the embedded input
-    dropoute: float = 0.1  # embedding dropout (whole words)
-    wdrop: float = 0.45  # DropConnect on the recurrent weights
-    # "published" | "rescaled" (see onlstm.layer); None: the cell's published code's ("published"
-    # for ON-LSTM's LinearDropConnect, "rescaled" for AWD-LSTM's WeightDrop). A saved config
-    # without the key was trained with "rescaled" (from_dict).
-    dropconnect_convention: Optional[str] = None
-    text: dict = field(default_factory=lambda: TextOptions().to_dict())
-    parse_layer: Optional[int] = None  # 1-based layer `parse` uses by default (None: the middle one)
-
-    def __post_init__(self):
-        if self.cell not in ("onlstm", "lstm"):
-            raise UserError(f"cell must be 'onlstm' or 'lstm', got {self.cell!r}")
-        if not self.hidden_sizes:
-            raise UserError("hidden_sizes must list at least one layer size")
-        if self.dropconnect_convention is None:
-            self.dropconnect_convention = "published" if self.cell == "onlstm" else "rescaled"
-        if self.dropconnect_convention not in DROPCONNECT_CONVENTIONS:
-            raise UserError(f"dropconnect_convention must be one of {DROPCONNECT_CONVENTIONS}, "
-                            f"got {self.dropconnect_convention!r}")
-        if self.hidden_sizes[-1] != self.emb_size:
-            raise UserError(
-                f"the last layer size ({self.hidden_sizes[-1]}) must equal emb_size ({self.emb_size}) to tie the decoder"
-            )
-        if self.parse_layer is not None and not 1 <= self.parse_layer <= len(self.hidden_sizes):
-            raise UserError(f"parse_layer must be 1..{len(self.hidden_sizes)}, got {self.parse_layer}")
-        if self.cell == "onlstm":
-            for n in self.hidden_sizes:
-                if n % self.chunk_size:
-                    raise UserError(f"chunk_size={self.chunk_size} must divide every layer size; {n} is not divisible")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LMConfig":
-        """The config saved as ``config.json["model"]``; one written before the DropConnect
-        convention was recorded loads as ``"rescaled"``, the convention it was trained with."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise UserError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**{"dropconnect_convention": "rescaled", **d})
 
 
 class LMOutput(NamedTuple):
@@ -205,7 +150,7 @@ class LanguageModel(nn.Module):
                 x = locked_dropout(x, c.dropouth, self.training)
         last_raw = x
         last_dropped = locked_dropout(x, c.dropout, self.training)
-        logits = self.decoder(last_dropped) if decode else None  # distances alone need no softmax
+        logits = gemm.linear(last_dropped, self.decoder.weight, self.decoder.bias) if decode else None  # distances alone need no softmax
         dist = torch.stack(distances) if distances else None
         input_dist = torch.stack(input_distances) if input_distances else None
         return LMOutput(logits, new_hidden, last_raw, last_dropped, dist, input_dist)
@@ -301,44 +246,33 @@ class LanguageModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path, map_location="cpu") -> "LanguageModel":
-        """Load a model folder written by :meth:`save_pretrained` (or a training run folder)."""
+        """Load a model folder written by :meth:`save_pretrained` (or a training run folder).
+
+        The folder is untrusted input: config.json, vocab.json and the header of
+        model.safetensors are checked against each other (:mod:`onlstm.lm_config`) before the
+        model is built; float16 / bfloat16 / float64 weights are converted to float32."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         path = Path(path)
         if not path.is_dir():
             raise UserError(f"{path}: not a model folder (no such directory)")
-        config_path = path / CONFIG_FILE
-        if not config_path.is_file() or not (path / WEIGHTS_FILE).is_file():
+        config_path, weights_path, vocab_path = path / CONFIG_FILE, path / WEIGHTS_FILE, path / VOCAB_FILE
+        if not config_path.is_file() or not weights_path.is_file():
             raise UserError(f"{path}: not a model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE}; "
                             "a training run folder has them once its first epoch is validated)")
-        try:
-            raw = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise UserError(f"{config_path}: not valid JSON ({err})") from None
-        if not isinstance(raw, dict) or raw.get("format") != CONFIG_FORMAT:
-            raise UserError(f"{config_path}: not an onlstm language model config")
-        if raw.get("version") != CONFIG_VERSION:
-            raise UserError(f"{config_path}: config version {raw.get('version')} is not supported "
-                            f"(this onlstm {__version__} reads version {CONFIG_VERSION})")
-        config = LMConfig.from_dict(raw["model"])
-        vocab = Vocabulary.load(path / VOCAB_FILE)
+        config, raw = read_model_config(config_path)
+        vocab = Vocabulary.load(vocab_path)
+        if len(vocab) != config.vocab_size:
+            raise UserError(f"{vocab_path}: holds {len(vocab):,} tokens but {config_path} says "
+                            f"model.vocab_size={config.vocab_size:,}")
+        check_weights_header(weights_path, config)
         model = cls(config, vocab)
         try:
-            state = load_file(str(path / WEIGHTS_FILE), device=str(map_location))
+            state = load_file(str(weights_path), device=str(map_location))
         except (SafetensorError, OSError) as err:
-            raise UserError(f"{path / WEIGHTS_FILE}: cannot read weights ({err})") from None
-        state["decoder.weight"] = state.get("encoder.weight")
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            raise UserError(f"{path / WEIGHTS_FILE}: weights do not match the config "
-                            f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-        for k, v in state.items():
-            if v.shape != expected[k].shape:
-                raise UserError(f"{path / WEIGHTS_FILE}: {k} has shape {tuple(v.shape)}, "
-                                f"the config needs {tuple(expected[k].shape)}")
+            raise UserError(f"{weights_path}: cannot read weights ({err})") from None
+        state["decoder.weight"] = state["encoder.weight"]
         model.load_state_dict({k: v.float() for k, v in state.items()})
         model.training_info = raw.get("training")
         model.eval()

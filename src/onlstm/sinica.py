@@ -84,7 +84,7 @@ def parse_icg(line: str, where: str = "<text>", lineno: int = 1) -> Constituent:
     """One ICG tree line -> a raw :class:`Constituent` (the ``#n:n.[id]`` prefix and the
     trailing ``#...`` part are removed). ``where`` (``file:line``) names errors, which are
     :class:`UserError`."""
-    text = line.strip()
+    text = line.replace("\ufeff", "").strip()  # a byte-order mark left inside by `cat`-ing files
     prefix = _PREFIX.match(text)
     if prefix:
         text = text[prefix.end():]
@@ -159,7 +159,7 @@ def parse_sinica(text: str, name: str = "<text>", simplified: bool = True) -> li
     words (what a model trained on Simplified Chinese reads); the gold ``words`` stay as in
     the file. False leaves ``model_words`` None (and needs no converter)."""
     out: list[GoldSentence] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):  # "\n" only: the line numbers editors show
         if not line.strip():
             continue
         where = f"{name}:{lineno}"
@@ -176,7 +176,7 @@ def read_sinica(path: Union[str, Path], simplified: bool = True) -> list[GoldSen
     """All trees of one ICG file (``.gz`` is decompressed; see :func:`parse_sinica`);
     :class:`UserError` if it has none."""
     path = Path(path)
-    sentences = parse_sinica(_read_text(path), str(path), simplified)
+    sentences = parse_sinica(_read_text(path, latin1=False), str(path), simplified)
     if not sentences:
         raise UserError(f"{path}: no Sinica tree with a word found")
     return sentences

@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 import torch
 
 from .errors import UserError
-from .fileio import PathLike, atomic_write_text, decode_utf8, read_bytes
+from .fileio import PathLike, atomic_write_text, decode_utf8, excerpt, read_bytes
 from .tokenizers import TOKENIZERS, split_text
 
 __all__ = ["EOS", "UNK", "SPECIALS", "TextOptions", "tokenize", "tokenize_text", "normalize_digits", "Vocabulary"]
@@ -150,6 +150,7 @@ def tokenize_text(text: str, options: Optional[TextOptions] = None) -> List[str]
 # --------------------------------------------------------------------------------------
 
 _VOCAB_FORMAT = "onlstm-vocabulary"
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON can spell one ("\\udc80"); no UTF-8 text holds one
 _VOCAB_VERSION = 1
 
 
@@ -170,11 +171,11 @@ class Vocabulary:
         stoi: Dict[str, int] = {}
         for i, tok in enumerate(itos):
             if not isinstance(tok, str) or not tok:
-                raise ValueError(f"vocabulary entry {i} must be a non-empty string, got {tok!r}")
+                raise ValueError(f"vocabulary entry {i} must be a non-empty string, got {excerpt(tok, 40)}")
             if tok in stoi:
-                raise ValueError(f"vocabulary entry {tok!r} appears twice (ids {stoi[tok]} and {i})")
+                raise ValueError(f"vocabulary entry {excerpt(tok, 40)} appears twice (ids {stoi[tok]} and {i})")
             if tok.split() != [tok]:
-                raise ValueError(f"vocabulary entry {i} ({tok!r}) contains whitespace")
+                raise ValueError(f"vocabulary entry {i} ({excerpt(tok, 40)}) contains whitespace")
             stoi[tok] = i
         self._itos = itos
         self._stoi = stoi
@@ -296,16 +297,22 @@ class Vocabulary:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 raise UserError(f"{path}: broken vocabulary file, not valid JSON (line {e.lineno}: {e.msg})") from None
+            except (ValueError, RecursionError) as e:  # an integer of 4,300+ digits, nesting too deep
+                raise UserError(f"{path}: broken vocabulary file, not valid JSON ({excerpt(str(e))})") from None
             if not isinstance(obj, dict) or obj.get("format") != _VOCAB_FORMAT:
                 raise UserError(f"{path}: not an onlstm vocabulary file (expected \"format\": \"{_VOCAB_FORMAT}\")")
-            if obj.get("version") != _VOCAB_VERSION:
+            if type(obj.get("version")) is not int or obj["version"] != _VOCAB_VERSION:
                 raise UserError(
-                    f"{path}: vocabulary file version {obj.get('version')!r} is not supported "
+                    f"{path}: vocabulary file version {excerpt(obj.get('version'))} is not supported "
                     f"(this onlstm reads version {_VOCAB_VERSION})"
                 )
             tokens = obj.get("tokens")
             if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
                 raise UserError(f"{path}: broken vocabulary file, \"tokens\" must be a list of strings")
+            surrogate = next((i for i, t in enumerate(tokens) if _SURROGATE.search(t)), None)
+            if surrogate is not None:
+                raise UserError(f"{path}: broken vocabulary file, token {surrogate} ({excerpt(tokens[surrogate], 40)}) "
+                                "is not Unicode text (a lone surrogate)")
             missing = [s for s in SPECIALS if s not in tokens]
             if missing:
                 raise UserError(f"{path}: broken vocabulary file, missing special token(s) {missing}")
@@ -318,7 +325,7 @@ class Vocabulary:
                 if not tok or tok.split() != [tok]:
                     raise UserError(
                         f"{path}: line {lineno}: broken vocabulary file, each line must hold exactly one "
-                        f"token without spaces, got {tok!r}"
+                        f"token without spaces, got {excerpt(tok, 40)}"
                     )
         try:
             return cls(tokens)

@@ -2,10 +2,11 @@
 
 Reading (:func:`read_trees`, :func:`parse_trees`): any number of trees per file, trees over
 several lines or one per line, the ``( (S ...) )`` and ``(TOP ...)`` / ``(ROOT ...)``
-wrappers, ``-NONE-`` empty elements, plain or gzip-compressed (``.gz``) files; inputs may be
-files, folders (every ``*.mrg`` / ``*.mrg.gz`` below, sorted) or glob patterns
-(:func:`expand_paths`). Malformed input raises :class:`~onlstm.errors.UserError` naming the
-file and line.
+wrappers, ``-NONE-`` empty elements, plain or gzip-compressed files (by their magic bytes),
+UTF-8 with or without a byte-order mark (else Latin-1), CRLF line ends; inputs may be files,
+folders (every ``*.mrg`` / ``*.mrg.gz`` below, sorted) or glob patterns
+(:func:`expand_paths`). Malformed or binary input raises :class:`~onlstm.errors.UserError`
+naming the file and line, the offending text escaped (:func:`onlstm.fileio.excerpt`).
 
 Preprocessing (:func:`preprocess`), as in the PRPN -> ON-LSTM line of work:
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import bisect
 import glob
-import gzip
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from typing import Optional, Union
 
 from .bundled import resource
 from .errors import UserError
+from .fileio import decode_utf8, excerpt, read_bytes, refuse_binary
 from .text import normalize_digits
 from .trees import Span, Tree
 
@@ -154,7 +155,9 @@ def strip_function_tags(label: str) -> str:
 # Reading bracketed text
 # --------------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+# U+FEFF (a byte-order mark, left inside by `cat`-ing files that start with one) separates
+# tokens like whitespace.
+_TOKEN = re.compile("\\(|\\)|[^\\s()\ufeff]+")
 
 
 class _Open:
@@ -195,7 +198,7 @@ def parse_trees(text: str, name: str = "<text>") -> Iterator[Constituent]:
                 yield _unwrap(node)
         elif not stack:
             raise UserError(
-                f"{where(match.start())}: text outside any bracket: {token!r} "
+                f"{where(match.start())}: text outside any bracket: {excerpt(token, 40)} "
                 "(expected Penn Treebank trees such as '( (S (NP (DT the) (NN cat)) ...) )')"
             )
         elif stack[-1].label is None and not stack[-1].children:
@@ -217,7 +220,7 @@ def _close(node: _Open, name: str) -> Constituent:
     # label with exactly one word; anything else must contain constituents only.
     is_leaf = len(children) == 1 and isinstance(children[0], str)
     if not children:
-        shown = f"({label})" if label else "()"
+        shown = f"({_shown_label(label)})"
         raise UserError(
             f"{name}:{node.line}: empty constituent {shown} "
             "(expected a leaf '(TAG word)' or a phrase '(LABEL (...) ...)')"
@@ -226,9 +229,14 @@ def _close(node: _Open, name: str) -> Constituent:
         words = " ".join(child for child in children if isinstance(child, str))
         raise UserError(
             f"{name}:{node.line}: expected a leaf '(TAG word)' or a phrase made of bracketed "
-            f"constituents, got ({label} ...) with the word(s) {words!r} directly inside"
+            f"constituents, got ({_shown_label(label)} ...) with the word(s) {excerpt(words, 60)} directly inside"
         )
     return Constituent(label, children, node.line)
+
+
+def _shown_label(label: str) -> str:
+    """A label as a message shows it: as written when short and printable, else escaped."""
+    return label if len(label) <= 40 and label.isprintable() else excerpt(label, 40)
 
 
 def _unwrap(tree: Constituent) -> Constituent:
@@ -242,23 +250,21 @@ def _unwrap(tree: Constituent) -> Constituent:
     return tree
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, latin1: bool = True) -> str:
+    """The text of a treebank file: gzip recognised by its magic bytes, UTF-8 with or without
+    a byte-order mark, or else (``latin1``, and not a Sinica file, which is always UTF-8)
+    Latin-1 as old treebank files are. A binary file, a folder, a device or an unreadable
+    file is a UserError naming it (and the line)."""
+    raw = refuse_binary(read_bytes(path, what="treebank file"), path)
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                data = handle.read()
-        else:
-            data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, expected a treebank file") from None
-    except (OSError, EOFError) as err:
-        raise UserError(f"{path}: cannot read: {err}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")  # old treebank files; every byte maps to a character
+        return decode_utf8(raw, path)
+    except UserError:
+        from .sinica import looks_like_sinica
+
+        text = raw.decode("latin-1")  # every byte maps to a character
+        if not latin1 or looks_like_sinica(text):
+            raise
+        return text
 
 
 def read_trees(path: Union[str, Path]) -> list[Constituent]:
@@ -420,7 +426,7 @@ def load_treebank(
     sentences: list[GoldSentence] = []
     for path in files_iter:
         fmt = format or ("sinica" if path.name.endswith(sinica.SINICA_SUFFIXES) else None)
-        text = _read_text(path)
+        text = _read_text(path, latin1=fmt != "sinica")
         if fmt is None:
             fmt = "sinica" if sinica.looks_like_sinica(text) else "ptb"
         if fmt == "sinica":
