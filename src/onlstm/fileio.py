@@ -2,8 +2,9 @@
 
 * Reading: `read_bytes` gunzips by magic bytes (whatever the file's name) and turns every
   OS error into a `UserError` naming the file (a folder or a device is refused);
-  `decode_utf8` drops a byte-order mark and names the line of a bad byte, and
-  `refuse_binary` the line of a NUL byte (a binary file).
+  `decode_utf8` drops a byte-order mark and names the line of a bad byte, `refuse_binary`
+  the line of a NUL byte (a binary file), `refuse_control_characters` that of an escape
+  sequence or another control character in a file that can hold none.
 * Showing: `excerpt` is how a piece of a user's file appears in a message: escaped as
   Python's ``repr`` does (no raw control character reaches the terminal) and cut short.
 * Writing: `atomic_write_bytes` / `atomic_write_text` write a temporary file beside the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import errno
 import gzip
 import os
+import re
 import stat
 import zlib
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any, Union
 
 from .errors import UserError
 
-__all__ = ["PathLike", "excerpt", "read_bytes", "decode_utf8", "refuse_binary", "read_text", "atomic_write_bytes",
+__all__ = ["PathLike", "excerpt", "read_bytes", "decode_utf8", "refuse_binary", "refuse_control_characters", "read_text", "atomic_write_bytes",
            "atomic_write_text"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -157,6 +159,22 @@ def refuse_binary(raw: bytes, path: Any) -> bytes:
         raise UserError(f"{path}: is UTF-16 text; convert it to UTF-8, e.g. with `iconv -f utf-16 -t utf-8`")
     line = raw.count(b"\n", 0, nul) + 1
     raise UserError(f"{path}: line {line}: binary data (a NUL byte at offset {nul}), expected a text file")
+
+
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f]")  # C0 controls and DEL, not \t \n \v \f \r
+
+
+def refuse_control_characters(text: str, path: Any) -> str:
+    """``text`` unchanged, or a UserError naming the line and column of its first control
+    character other than whitespace (an escape sequence, a bell, ...): a treebank never holds one."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return text
+    start = found.start()
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    raise UserError(f"{path}: line {line}: control character {excerpt(found.group())} at column {column}, "
+                    "expected text")
 
 
 def read_text(path: PathLike) -> str:

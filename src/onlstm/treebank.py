@@ -38,7 +38,7 @@ from typing import Optional, Union
 
 from .bundled import resource
 from .errors import UserError
-from .fileio import decode_utf8, excerpt, read_bytes, refuse_binary
+from .fileio import decode_utf8, excerpt, read_bytes, refuse_binary, refuse_control_characters
 from .text import normalize_digits
 from .trees import Span, Tree
 
@@ -253,18 +253,18 @@ def _unwrap(tree: Constituent) -> Constituent:
 def _read_text(path: Path, latin1: bool = True) -> str:
     """The text of a treebank file: gzip recognised by its magic bytes, UTF-8 with or without
     a byte-order mark, or else (``latin1``, and not a Sinica file, which is always UTF-8)
-    Latin-1 as old treebank files are. A binary file, a folder, a device or an unreadable
-    file is a UserError naming it (and the line)."""
+    Latin-1 as old treebank files are. A binary file, a control character (an escape
+    sequence), a folder, a device or an unreadable file is a UserError naming it (and the line)."""
     raw = refuse_binary(read_bytes(path, what="treebank file"), path)
     try:
-        return decode_utf8(raw, path)
+        text = decode_utf8(raw, path)
     except UserError:
         from .sinica import looks_like_sinica
 
         text = raw.decode("latin-1")  # every byte maps to a character
         if not latin1 or looks_like_sinica(text):
             raise
-        return text
+    return refuse_control_characters(text, path)
 
 
 def read_trees(path: Union[str, Path]) -> list[Constituent]:
