@@ -108,3 +108,47 @@ def test_packed_weight_cache_follows_parameter_updates():
         expected, _ = fresh(x)
     assert not torch.allclose(first, second)
     assert torch.equal(second, expected)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale", [1.0, 1.0 / (1.0 - 0.45)])
+def test_native_dropconnect_mask_equals_torch_where(dtype, scale):
+    kernels._check_layout(kernels.load(), "mask", kernels.MaskArgs)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(97, 33, generator=g, dtype=dtype)
+    w[0, :4] = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0], dtype=dtype)
+    keep = torch.rand(97, 33, generator=g) >= 0.45
+    keep[0, :2] = True
+    keep[0, 2:4] = False  # a dropped -inf is 0, as torch.where gives
+    expected = torch.where(keep, w if scale == 1.0 else w * scale, 0.0)
+    got = kernels.mask_apply(w, keep, scale)
+    assert got.dtype == dtype and got.data_ptr() != w.data_ptr()
+    assert torch.equal(got.nan_to_num(7.0), expected.nan_to_num(7.0)) and bool(got[0, 0].isnan())
+    strided = kernels.mask_apply(w.t(), keep.t(), scale)  # any layout
+    assert torch.equal(strided.nan_to_num(7.0), expected.t().nan_to_num(7.0))
+    with pytest.raises(ValueError, match="bool mask"):
+        kernels.mask_apply(w, keep.to(torch.uint8), scale)
+
+
+@pytest.mark.parametrize("convention", ["published", "rescaled"])
+def test_drop_connect_gradient_is_the_masked_gradient(convention, impl):
+    from onlstm.layer import drop_connect
+
+    p = 0.45
+    scale = 1.0 if convention == "published" else 1.0 / (1.0 - p)
+    w = torch.randn(40, 12, dtype=torch.double, requires_grad=True)
+    torch.manual_seed(9)
+    dropped = drop_connect(w, p, True, convention)
+    torch.manual_seed(9)
+    keep = torch.rand_like(w) >= p  # the same draw: the mask is torch's uniform stream
+    assert torch.equal(dropped, torch.where(keep, w * scale, 0.0))
+    upstream = torch.randn(40, 12, dtype=torch.double)
+    dropped.backward(upstream)
+    assert torch.equal(w.grad, torch.where(keep, upstream * scale, 0.0))
+    # double backward goes through differentiable ops
+    w2 = w.detach().clone().requires_grad_()
+    torch.manual_seed(9)
+    (grad,) = torch.autograd.grad(drop_connect(w2, p, True, convention).pow(2).sum(), w2, create_graph=True)
+    grad.sum().backward()  # d/dw sum(2 s^2 keep w) = 2 s^2 keep
+    assert torch.allclose(w2.grad, keep.double() * (2.0 * scale * scale), rtol=1e-12, atol=0)

@@ -68,6 +68,16 @@ typedef struct {
     void *work;             /* (4n + 2m) scratch */
 } onlstm_backward_args;
 
+/* DropConnect: dst = keep ? src * scale : 0, element-wise over numel entries (the masked
+   weight in the forward, the same map of its gradient in the backward). */
+typedef struct {
+    int64_t numel;          /* entries of src, keep and dst */
+    double scale;           /* 1 ("published") or 1/(1-p) ("rescaled"), cast to the float type */
+    const void *src;        /* (numel) weight or gradient */
+    const void *keep;       /* (numel) bool bytes: 1 kept, 0 dropped */
+    void *dst;              /* (numel) out; may be src itself */
+} onlstm_mask_args;
+
 #define FIELD_OFFSETS_FORWARD(S)                                                                \
     sizeof(S), offsetof(S, T), offsetof(S, B), offsetof(S, n), offsetof(S, m), offsetof(S, C),  \
     offsetof(S, symmetric), offsetof(S, t), offsetof(S, b), offsetof(S, x_proj),                \
@@ -83,13 +93,19 @@ typedef struct {
     offsetof(S, grad_mi), offsetof(S, dh), offsetof(S, dc), offsetof(S, grad_gates),            \
     offsetof(S, work)
 
+#define FIELD_OFFSETS_MASK(S) \
+    sizeof(S), offsetof(S, numel), offsetof(S, scale), offsetof(S, src), offsetof(S, keep), offsetof(S, dst)
+
 /* sizeof, then the offset of every field in declaration order (compared by kernels.py) */
 static const int64_t forward_layout[] = {FIELD_OFFSETS_FORWARD(onlstm_forward_args)};
 static const int64_t backward_layout[] = {FIELD_OFFSETS_BACKWARD(onlstm_backward_args)};
+static const int64_t mask_layout[] = {FIELD_OFFSETS_MASK(onlstm_mask_args)};
 const int64_t *onlstm_forward_args_layout(void) { return forward_layout; }
 const int64_t *onlstm_backward_args_layout(void) { return backward_layout; }
+const int64_t *onlstm_mask_args_layout(void) { return mask_layout; }
 int64_t onlstm_forward_args_fields(void) { return sizeof(forward_layout) / sizeof(int64_t) - 1; }
 int64_t onlstm_backward_args_fields(void) { return sizeof(backward_layout) / sizeof(int64_t) - 1; }
+int64_t onlstm_mask_args_fields(void) { return sizeof(mask_layout) / sizeof(int64_t) - 1; }
 
 /* sizes that every step relies on: n = m C, 0 <= t < T, 0 < b <= B */
 static int sizes_ok(int64_t T, int64_t B, int64_t n, int64_t m, int64_t C, int64_t t, int64_t b) {
@@ -238,5 +254,20 @@ int onlstm_backward_step_##SUFFIX(const onlstm_backward_args *a)                
     return 0;                                                                                 \
 }
 
+#define DEFINE_MASK(T_, SUFFIX)                                                                \
+int onlstm_mask_apply_##SUFFIX(const onlstm_mask_args *a)                                     \
+{                                                                                             \
+    if (a->numel < 0) return -1;                                                              \
+    const T_ *src = (const T_ *)a->src;                                                       \
+    const uint8_t *keep = (const uint8_t *)a->keep;                                           \
+    T_ *dst = (T_ *)a->dst;                                                                   \
+    const T_ scale = (T_)a->scale;                                                            \
+    _Pragma("omp simd")                                                                       \
+    for (int64_t k = 0; k < a->numel; k++) dst[k] = keep[k] ? src[k] * scale : (T_)0;         \
+    return 0;                                                                                 \
+}
+
+DEFINE_MASK(float, f32)
+DEFINE_MASK(double, f64)
 DEFINE_KERNELS(float, f32, expf)
 DEFINE_KERNELS(double, f64, exp)

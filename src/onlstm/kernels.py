@@ -9,13 +9,16 @@
    and compared with its layout after loading). A mismatch is a Python exception.
    If no compiler is found or the build fails, :func:`available` is false and the
    recurrence uses PyTorch ops for the same maths.
-2. Pre-packed recurrent weights for the per-step matrix product (oneDNN's packed linear,
+2. The DropConnect mask applied to a weight or its gradient in one pass
+   (:func:`mask_apply`, ``onlstm_mask_apply_*``), else ``torch.where``.
+3. Pre-packed recurrent weights for the per-step matrix product (oneDNN's packed linear,
    used by PyTorch's own CPU inference paths), float32 on CPU only; else ``torch.mm``.
 
 The cached library's file name carries a hash of the source, the compiler flags, the
 compiler and the CPU features; the library is checked to be the one built from this source
 before it is loaded (its embedded build key) and after (``onlstm_build_key()``).
-``ONLSTM_NO_KERNEL=1`` turns both speed-ups off (used by the tests to check the fallback).
+``ONLSTM_NO_KERNEL=1`` turns all of them off, and the oneDNN products of :mod:`onlstm.gemm`
+too (used by the tests to check the fallback).
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ def _loaded_library(target: Path, key: str):
     for which, args_type in _ARGS.items():
         _check_layout(lib, which, args_type)
         for suffix in _SUFFIX.values():
-            fn = getattr(lib, f"onlstm_{which}_step_{suffix}")
+            fn = getattr(lib, f"{_ENTRY[which]}_{suffix}")
             fn.argtypes = [ctypes.POINTER(args_type)]
             fn.restype = ctypes.c_int
     return lib
@@ -179,7 +182,16 @@ class BackwardArgs(ctypes.Structure):
     ]
 
 
-_ARGS = {"forward": ForwardArgs, "backward": BackwardArgs}
+class MaskArgs(ctypes.Structure):
+    """``onlstm_mask_args`` of ``_kernels.c`` (same fields, same order)."""
+
+    _fields_ = [("numel", ctypes.c_int64), ("scale", ctypes.c_double)] + [
+        (name, ctypes.c_void_p) for name in ("src", "keep", "dst")
+    ]
+
+
+_ARGS = {"forward": ForwardArgs, "backward": BackwardArgs, "mask": MaskArgs}
+_ENTRY = {"forward": "onlstm_forward_step", "backward": "onlstm_backward_step", "mask": "onlstm_mask_apply"}
 
 
 def _check_layout(lib, which: str, args_type) -> None:
@@ -301,6 +313,24 @@ class BackwardStep(_Step):
 
     def __call__(self, t: int, b: int) -> None:
         self._run(t, b)
+
+
+def mask_apply(src: Tensor, keep: Tensor, scale: float) -> Tensor:
+    """``keep ? src * scale : 0`` element-wise, in a new tensor (no autograd): one native
+    pass on the CPU when the library is loaded, else ``torch.where``. ``src`` float, ``keep``
+    bool of the same shape. ``scale`` is cast to ``src``'s dtype, as ``src * scale`` does."""
+    if not (isinstance(src, Tensor) and isinstance(keep, Tensor) and keep.dtype == torch.bool
+            and tuple(keep.shape) == tuple(src.shape)):
+        raise ValueError("onlstm mask_apply: expected a float tensor and a bool mask of the same shape")
+    if available(src.dtype, src.device) and keep.device.type == "cpu":
+        src_c, keep_c = src.contiguous(), keep.contiguous()
+        out = torch.empty_like(src_c)
+        args = MaskArgs(numel=src_c.numel(), scale=float(scale), src=src_c.data_ptr(), keep=keep_c.data_ptr(),
+                        dst=out.data_ptr())
+        if getattr(load(), f"onlstm_mask_apply_{_SUFFIX[src.dtype]}")(ctypes.byref(args)) != 0:
+            raise RuntimeError("onlstm kernel: negative size in the mask arguments")
+        return out
+    return torch.where(keep, src if scale == 1.0 else src * scale, 0.0)
 
 
 # ------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from . import gemm, kernels
 from .cell import MASTER_INPUT_VARIANTS, cell_step, check_dtype
 from .recurrence import recurrence
 
@@ -91,8 +92,25 @@ def drop_connect(weight: Tensor, p: float, training: bool, convention: str = "pu
     if not training:
         return weight * (1.0 - p) if convention == "published" else weight
     keep = dropconnect_keep_mask(weight, p)
-    kept = weight if convention == "published" else weight * (1.0 / (1.0 - p))
-    return torch.where(keep, kept, 0.0)  # one pass fewer than weight * keep * scale
+    return _KeptWeight.apply(weight, keep, 1.0 if convention == "published" else 1.0 / (1.0 - p))
+
+
+class _KeptWeight(torch.autograd.Function):
+    """``keep ? weight * scale : 0`` and, backward, the same map of the gradient: one native
+    pass each way (:func:`onlstm.kernels.mask_apply`); only the bool mask is kept for backward."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, keep: Tensor, scale: float) -> Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return kernels.mask_apply(weight, keep, scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (keep,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: differentiable ops
+            return torch.where(keep, grad * ctx.scale, 0.0), None, None
+        return kernels.mask_apply(grad, keep, ctx.scale), None, None
 
 
 def _linear_default_init(weight: Tensor, fan_in: int) -> None:
@@ -282,7 +300,7 @@ class ONLSTM(nn.Module):
                                     self.dropconnect_convention)
                 bias = getattr(self, f"bias_ih{suffix}") + getattr(self, f"bias_hh{suffix}") if self.bias else None
                 seq = layer_input if direction == 0 else _gather_time(layer_input, reverse_index)
-                x_proj = F.linear(seq, w_ih, bias)  # hoisted: one product for all steps
+                x_proj = gemm.linear(seq, w_ih, bias)  # hoisted: one product for all steps (onlstm.gemm)
                 h_all, h_n, c_n, mf, mi = recurrence(
                     x_proj, w_hh, h0[idx], c0[idx], batch_sizes, self.chunk_size, self.master_input
                 )

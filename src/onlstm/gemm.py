@@ -1,0 +1,159 @@
+"""The library's big matrix products, through the fastest backend this machine has.
+
+"Big" means the products over a whole sequence at once: the hoisted input projection of a
+layer ``W x + b`` and its two gradients (input and weight), the recurrent weight gradient
+``sum_t dz_t^T h_{t-1}`` computed as one product, and the language model's tied decoder
+and its gradients. The small per-step products ``U h_{t-1}`` are
+:class:`onlstm.kernels.StepMatmul`'s (pre-packed oneDNN weights).
+
+Two backends:
+
+- ``"onednn"``: ``torch.ops.mkldnn._linear_pointwise`` (oneDNN's inner product, the op
+  PyTorch's own CPU inference paths call) on plain dense weights. The gradients are the
+  same op on transposed views: ``dX = dY W`` is ``linear(dY, W^T)``, ``dW = dY^T X`` is
+  ``linear(dY^T, X^T)``.
+- ``"default"``: ``torch.nn.functional.linear`` / ``torch.mm`` / ``torch.addmm`` (MKL on
+  the x86 builds of PyTorch, whatever the build has elsewhere).
+
+The rule (:func:`backend`), a rule and not a timing race, so that one machine with one
+installation always takes the same path (bit-exact resume, same seed -> same numbers):
+``"onednn"`` exactly when the tensors are float32 on the CPU, the machine is x86-64, torch
+is built with oneDNN and ``torch.backends.mkldnn`` is enabled, neither ``ONLSTM_GEMM=default``
+nor ``ONLSTM_NO_KERNEL=1`` is set, and a one-off probe on fixed values (no random numbers:
+the global RNG is not touched) gives the same product as ``torch.mm``. Everything else —
+float64 (oneDNN has no float64 matmul), CUDA, other architectures, a torch without oneDNN,
+any failure of the probe — takes ``"default"``. ``ONLSTM_GEMM=onednn`` does not force
+anything the rule refuses.
+
+Why oneDNN on every x86 CPU, measured with ``benchmarks/gemm.py`` (float32, 2 threads,
+torch 2.13, the real shapes of a paper-size step: N = bptt x batch = 1400 rows):
+
+- AMD EPYC Zen 5 (AVX-512): MKL 159-201 GF/s, oneDNN 415-462 GF/s on every shape
+  (2.2-2.6x; issue 11). MKL's switches (MKL_ENABLE_INSTRUCTIONS, MKL_DEBUG_CPU_TYPE)
+  change nothing there.
+- Intel Xeon Sapphire Rapids (AVX-512, AMX; fp32 does not use AMX): see docs/results.md
+  §1 for the table; oneDNN is at least as fast as MKL on these shapes within noise.
+
+So the rule never loses much where MKL is good (Intel) and gains 2x where it is not (AMD).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+BACKENDS = ("onednn", "default")
+_X86 = ("x86_64", "amd64", "i686", "i386", "x86")
+_probe_result: Optional[bool] = None
+
+
+def _forced_default() -> bool:
+    if os.environ.get("ONLSTM_NO_KERNEL", "") not in ("", "0"):
+        return True
+    return os.environ.get("ONLSTM_GEMM", "").strip().lower() == "default"
+
+
+def _onednn_op():
+    """``torch.ops.mkldnn._linear_pointwise``, or None when this torch has no such op."""
+    try:
+        return torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _probe() -> bool:
+    """Once per process: oneDNN's product of fixed values equals ``torch.mm``'s, in each of
+    the three layouts used (plain, transposed weight, both transposed)."""
+    global _probe_result
+    if _probe_result is None:
+        ok = False
+        try:
+            op = _onednn_op()
+            if op is not None:
+                a = torch.linspace(-1.0, 1.0, 6 * 5).view(6, 5)
+                w = torch.linspace(0.5, -0.75, 7 * 5).view(7, 5)
+                b = torch.linspace(-0.25, 0.25, 7)
+                dy = torch.linspace(-2.0, 1.0, 6 * 7).view(6, 7)
+                checks = [
+                    (op(a, w, b, "none", [], ""), torch.addmm(b, a, w.t())),
+                    (op(dy, w.t(), None, "none", [], ""), dy.mm(w)),
+                    (op(dy.t(), a.t(), None, "none", [], ""), dy.t().mm(a)),
+                ]
+                ok = all(x.shape == y.shape and bool(torch.allclose(x, y, rtol=1e-5, atol=1e-5)) for x, y in checks)
+        except (RuntimeError, AttributeError, TypeError, NotImplementedError):
+            ok = False
+        _probe_result = ok
+    return _probe_result
+
+
+def onednn_available() -> bool:
+    """Whether this process can use the oneDNN backend at all (build, architecture, probe)."""
+    return (platform.machine().lower() in _X86 and torch.backends.mkldnn.is_available()
+            and bool(torch.backends.mkldnn.enabled) and _probe())
+
+
+def backend(dtype: torch.dtype, device) -> str:
+    """The backend the big products take for tensors of ``dtype`` on ``device`` (the rule of
+    the module docstring): ``"onednn"`` or ``"default"``."""
+    device = torch.device(device)
+    if device.type != "cpu" or dtype != torch.float32 or _forced_default():
+        return "default"
+    return "onednn" if onednn_available() else "default"
+
+
+def _use_onednn(*tensors: Tensor) -> bool:
+    t = tensors[0]
+    return (backend(t.dtype, t.device) == "onednn"
+            and all(x.dtype == t.dtype and x.device == t.device for x in tensors if x is not None))
+
+
+def _lp(x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
+    """oneDNN ``x @ w.T + b`` for 2-D ``x`` (N, k) and ``w`` (out, k), any strides."""
+    return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``y = x W^T + b`` with the forward and both gradients through oneDNN."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        x2 = x.reshape(-1, x.shape[-1])
+        y = _lp(x2, weight, bias)
+        ctx.save_for_backward(x2, weight)
+        ctx.x_shape, ctx.has_bias = x.shape, bias is not None
+        return y.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y):
+        x2, weight = ctx.saved_tensors
+        dy = grad_y.reshape(-1, weight.shape[0])
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _lp(dy, weight.t(), None).view(ctx.x_shape)  # dY W
+        if ctx.needs_input_grad[1]:
+            grad_w = _lp(dy.t(), x2.t(), None)  # dY^T X
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = dy.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """``F.linear(x, weight, bias)`` through the chosen backend: ``x`` (..., k), ``weight``
+    (out, k), ``bias`` (out,) or None; returns (..., out). Differentiable (once)."""
+    if x.dim() >= 2 and x.numel() > 0 and _use_onednn(x, weight, bias):
+        return _OneDNNLinear.apply(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+def mm_t(a: Tensor, b: Tensor) -> Tensor:
+    """``a^T b`` for ``a`` (N, p), ``b`` (N, q) -> (p, q): a weight gradient summed over N rows."""
+    if a.shape[0] > 0 and _use_onednn(a, b):
+        return _lp(a.t(), b.t(), None)
+    return a.t().mm(b)
