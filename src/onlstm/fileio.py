@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import json
 import os
 import re
 import stat
@@ -25,7 +26,7 @@ from typing import Any, Union
 
 from .errors import UserError
 
-__all__ = ["PathLike", "excerpt", "read_bytes", "decode_utf8", "refuse_binary", "refuse_control_characters", "read_text", "atomic_write_bytes",
+__all__ = ["PathLike", "excerpt", "read_bytes", "decode_utf8", "refuse_binary", "refuse_control_characters", "parse_json", "read_text", "atomic_write_bytes",
            "atomic_write_text"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -175,6 +176,17 @@ def refuse_control_characters(text: str, path: Any) -> str:
     column = start - (text.rfind("\n", 0, start) + 1) + 1
     raise UserError(f"{path}: line {line}: control character {excerpt(found.group())} at column {column}, "
                     "expected text")
+
+
+def parse_json(text: str, path: Any, what: str = "") -> Any:
+    """The value of a JSON text, or a UserError ``"<path>: <what>not valid JSON (line N: why)"``;
+    nesting too deep and integers of 4,300+ digits are UserErrors too (json raises others)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: {what}not valid JSON (line {err.lineno}: {err.msg})") from None
+    except (ValueError, RecursionError) as err:
+        raise UserError(f"{path}: {what}not valid JSON ({excerpt(str(err))})") from None
 
 
 def read_text(path: PathLike) -> str:

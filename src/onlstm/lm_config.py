@@ -15,7 +15,6 @@ gets the same check (a ``ValueError`` subclass naming the field).
 
 from __future__ import annotations
 
-import json
 import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .cell import MASTER_INPUT_VARIANTS
 from .errors import UserError
-from .fileio import PathLike, decode_utf8, excerpt, read_bytes
+from .fileio import PathLike, decode_utf8, excerpt, parse_json, read_bytes
 from .layer import DROPCONNECT_CONVENTIONS
 from .text import TextOptions
 
@@ -206,13 +205,7 @@ def read_model_config(path: PathLike) -> Tuple[LMConfig, dict]:
 
     Every problem is one UserError naming ``path`` and the field."""
     path = Path(path)
-    text = decode_utf8(read_bytes(path, what="config file"), path)
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
-    except (ValueError, RecursionError) as err:  # an integer of 4,300+ digits, nesting too deep
-        raise UserError(f"{path}: not valid JSON ({excerpt(str(err))})") from None
+    raw = parse_json(decode_utf8(read_bytes(path, what="config file"), path), path)
     if not isinstance(raw, dict) or raw.get("format") != CONFIG_FORMAT:
         got = raw.get("format") if isinstance(raw, dict) else raw
         raise UserError(f"{path}: not an onlstm language model config (expected \"format\": \"{CONFIG_FORMAT}\", "

@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 import torch
 
 from .errors import UserError
-from .fileio import PathLike, atomic_write_text, decode_utf8, excerpt, read_bytes
+from .fileio import PathLike, atomic_write_text, decode_utf8, excerpt, parse_json, read_bytes
 from .tokenizers import TOKENIZERS, split_text
 
 __all__ = ["EOS", "UNK", "SPECIALS", "TextOptions", "tokenize", "tokenize_text", "normalize_digits", "Vocabulary"]
@@ -293,12 +293,7 @@ class Vocabulary:
         if not text.strip():
             raise UserError(f"{path}: vocabulary file is empty")
         if path.suffix == ".json" or text.lstrip().startswith("{"):
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}: broken vocabulary file, not valid JSON (line {e.lineno}: {e.msg})") from None
-            except (ValueError, RecursionError) as e:  # an integer of 4,300+ digits, nesting too deep
-                raise UserError(f"{path}: broken vocabulary file, not valid JSON ({excerpt(str(e))})") from None
+            obj = parse_json(text, path, "broken vocabulary file, ")
             if not isinstance(obj, dict) or obj.get("format") != _VOCAB_FORMAT:
                 raise UserError(f"{path}: not an onlstm vocabulary file (expected \"format\": \"{_VOCAB_FORMAT}\")")
             if type(obj.get("version")) is not int or obj["version"] != _VOCAB_VERSION:
