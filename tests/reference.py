@@ -1,4 +1,4 @@
-"""A plain ON-LSTM written straight from SPEC §1, one step at a time, for the tests.
+"""A plain ON-LSTM written straight from docs/spec.md §1, one step at a time, for the tests.
 
 Deliberately naive: explicit softmax/cumsum, the master gates repeated C times with
 ``repeat_interleave``, the symmetric variant's reverse cumulative sum by flipping.

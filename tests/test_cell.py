@@ -1,4 +1,4 @@
-"""The cell's maths: cumax properties, the one-hot hard limit of SPEC §1, gradcheck."""
+"""The cell's maths: cumax properties, the one-hot hard limit of docs/spec.md §1, gradcheck."""
 
 import pytest
 import torch

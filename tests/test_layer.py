@@ -1,4 +1,4 @@
-"""ONLSTM equals the plain SPEC reference (float64), in every configuration."""
+"""ONLSTM equals the plain reference of docs/spec.md §1 (float64), in every configuration."""
 
 import itertools
 

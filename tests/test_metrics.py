@@ -1,4 +1,4 @@
-"""The SPEC §3 scorer (onlstm.metrics), with hand-computed cases and the protocol check."""
+"""The docs/spec.md §3 scorer (onlstm.metrics), with hand-computed cases and the protocol check."""
 
 import json
 

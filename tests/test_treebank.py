@@ -1,4 +1,4 @@
-"""Reading Penn Treebank files and the SPEC §3 preprocessing (onlstm.treebank)."""
+"""Reading Penn Treebank files and the docs/spec.md §3 preprocessing (onlstm.treebank)."""
 
 import gzip
 from pathlib import Path

@@ -12,7 +12,7 @@ from onlstm import trees as T
 
 
 def spec_greedy(words, d):
-    """SPEC §2 pseudo-code, transcribed literally (recursive) as the reference."""
+    """docs/spec.md §2 pseudo-code, transcribed literally (recursive) as the reference."""
     if len(words) == 1:
         return words[0]
     k = max(range(len(d)), key=lambda t: (d[t], -t))  # first maximum

@@ -68,7 +68,7 @@ def sample_seq_len(
     min_len: int = 5,
     max_len: Optional[int] = None,
 ) -> int:
-    """One variable BPTT length (SPEC §4, as in AWD-LSTM).
+    """One variable BPTT length (docs/spec.md §4, as in AWD-LSTM).
 
     With probability `p_full` the mean is `bptt`, otherwise ``bptt / 2``; the length is
     ``int(N(mean, std))`` (truncated toward zero), at least `min_len` and at most `max_len`

@@ -35,7 +35,7 @@ from .recurrence import recurrence
 
 
 class Distances(NamedTuple):
-    """Syntactic distances (SPEC §2), each (layers*directions, seq, batch) — batch first
+    """Syntactic distances (docs/spec.md §2), each (layers*directions, seq, batch) — batch first
     when the layer is ``batch_first``. ``forget`` is ``1 - mean(f~)``, ``input`` is ``mean(i~)``.
     Padded positions of packed input are zero."""
 

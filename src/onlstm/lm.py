@@ -1,6 +1,6 @@
 """`LanguageModel`: embedding -> stack of ON-LSTM (or LSTM) layers -> tied decoder.
 
-The AWD-LSTM recipe of the paper (SPEC §4): per-layer sizes (400 -> 1150 -> 1150 -> 400),
+The AWD-LSTM recipe of the paper (docs/spec.md §4): per-layer sizes (400 -> 1150 -> 1150 -> 400),
 decoder tied to the embedding, embedding dropout (whole words), locked (variational)
 dropout on the input, between layers and on the output, DropConnect on the recurrent
 weights (one mask per forward call), and the activation regularisers AR / TAR computed

@@ -1,6 +1,6 @@
-"""Scoring predicted trees against gold trees (SPEC §3).
+"""Scoring predicted trees against gold trees (docs/spec.md §3).
 
-- :func:`score_spans` -- precision, recall and F1 of one sentence's span sets, with the SPEC
+- :func:`score_spans` -- precision, recall and F1 of one sentence's span sets, with the docs/spec.md §3
   edge conventions: no gold span -> recall 1, and precision 1 if the prediction has no span
   either (so a one-word sentence, or a two-word one, scores 1 for any binary tree).
 - :func:`evaluate_trees` -- a whole set of sentences, in both conventions in use:
@@ -54,7 +54,7 @@ __all__ = [
     "filter_by_length",
 ]
 
-#: The baselines of SPEC §3, in the order they are reported.
+#: The baselines of docs/spec.md §3, in the order they are reported.
 BASELINE_NAMES = ("left", "right", "balanced", "random")
 
 #: The constituent labels a results table shows (every label is in the JSON).
@@ -74,7 +74,7 @@ class SpanScore:
 
 
 def _prf(matched: int, predicted: int, gold: int) -> SpanScore:
-    """Precision / recall / F1 from counts, with the SPEC §3 conventions for empty sets."""
+    """Precision / recall / F1 from counts, with the docs/spec.md §3 conventions for empty sets."""
     precision = matched / predicted if predicted else 0.0
     recall = matched / gold if gold else 0.0
     if gold == 0:
@@ -88,7 +88,7 @@ def _prf(matched: int, predicted: int, gold: int) -> SpanScore:
 def score_spans(predicted: set[Span], gold: set[Span]) -> SpanScore:
     """Score one sentence: its predicted spans against its gold spans.
 
-    Both sets are expected to follow SPEC §3 (spans of two words or more, the whole
+    Both sets are expected to follow docs/spec.md §3 (spans of two words or more, the whole
     sentence left out), as :func:`onlstm.trees.spans` and
     :attr:`onlstm.treebank.GoldSentence.spans` give them. When ``gold`` is empty the recall
     is 1, and the precision is 1 if ``predicted`` is empty too (else 0).

@@ -1,4 +1,4 @@
-"""Penn Treebank bracketed files -> preprocessed gold sentences (SPEC §3).
+"""Penn Treebank bracketed files -> preprocessed gold sentences (docs/spec.md §3).
 
 Reading (:func:`read_trees`, :func:`parse_trees`): any number of trees per file, trees over
 several lines or one per line, the ``( (S ...) )`` and ``(TOP ...)`` / ``(ROOT ...)``
@@ -20,7 +20,7 @@ Preprocessing (:func:`preprocess`), as in the PRPN -> ON-LSTM line of work:
    (``NP-SBJ-1`` -> ``NP``, ``NP=2`` -> ``NP``; :func:`strip_function_tags`).
 
 A tree left with no word at all is skipped (it has nothing to parse); a one-word sentence is
-kept (it has no gold span; SPEC §3 scores it 1 for a prediction with no span).
+kept (it has no gold span; docs/spec.md §3 scores it 1 for a prediction with no span).
 
 :func:`load_treebank` does all of this for a list of inputs, or for the bundled NLTK 10%
 sample of the WSJ treebank (:func:`bundled_sample_path`) when given none.
@@ -328,7 +328,7 @@ def preprocess(
     is_word: Optional[Callable[[str], bool]] = None,
     normalize: Optional[Callable[[str], str]] = None,
 ) -> Optional[GoldSentence]:
-    """Apply SPEC §3 to one raw tree; ``None`` when no word is left.
+    """Apply docs/spec.md §3 to one raw tree; ``None`` when no word is left.
 
     See the module docstring for the exact steps. ``source`` is copied into the result.
     ``is_word`` (a POS -> keep the leaf?) and ``normalize`` (a word -> its gold form)

@@ -5,14 +5,14 @@ the words, as strings: ``"cat"`` is the one-word tree, ``["the", ["cat", "sat"]]
 ``(the (cat sat))``. This is the format of the published ON-LSTM code and of its JSON
 examples, so trees can be written with :func:`json.dumps` and compared with ``==``.
 
-Decoders (SPEC §2) turn a sentence and one syntactic distance per word into a binary tree:
+Decoders (docs/spec.md §2) turn a sentence and one syntactic distance per word into a binary tree:
 
 - :func:`greedy` -- the published decoder: the word with the largest distance opens a
   constituent running to the end of the current span, ``[left, [w_k, right]]``;
 - :func:`split` -- the alternative left in the published code: cut the span into
   ``[left, right]`` just before the word of largest distance after the first word.
 
-Baselines (SPEC §3): :func:`left_branching`, :func:`right_branching`, :func:`balanced` and
+Baselines (docs/spec.md §3): :func:`left_branching`, :func:`right_branching`, :func:`balanced` and
 :func:`random_tree` (uniform over all binary trees of the sentence, seeded).
 
 Structure: :func:`leaves`, :func:`spans` (docs/spec.md §3 spans), :func:`height` (the longest
@@ -94,7 +94,7 @@ def _first_argmax(values: Sequence[float], lo: int, hi: int) -> int:
 
 
 def greedy(words: Sequence[str], distances: Sequence[float]) -> Tree:
-    """The published ON-LSTM decoder (SPEC §2), for one sentence.
+    """The published ON-LSTM decoder (docs/spec.md §2), for one sentence.
 
     ``k`` is the first position of the largest distance in the span; the tree is
     ``[tree(w_<k), [w_k, tree(w_>k)]]``, leaving out whichever side is empty (so the word
@@ -237,7 +237,7 @@ def random_tree(words: Sequence[str], rng: random.Random | int | None = 0) -> Tr
     return _build_by_cuts(words, cut)
 
 
-#: The baseline trees of SPEC §3 by name. ``random`` takes the rng/seed as second argument.
+#: The baseline trees of docs/spec.md §3 by name. ``random`` takes the rng/seed as second argument.
 BASELINES: dict[str, Callable[..., Tree]] = {
     "left": left_branching,
     "right": right_branching,
@@ -273,7 +273,7 @@ def leaves(tree: Tree) -> list[str]:
 
 
 def spans(tree: Tree, *, include_whole: bool = False) -> set[Span]:
-    """The constituents of ``tree`` as ``(start, end)`` word spans (SPEC §3).
+    """The constituents of ``tree`` as ``(start, end)`` word spans (docs/spec.md §3).
 
     Only spans of at least two words are returned, and the span of the whole sentence is
     left out unless ``include_whole``. Works for n-ary trees too (a node with one child

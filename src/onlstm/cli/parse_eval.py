@@ -18,7 +18,7 @@ from .common import add_model_argument, load_model
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "parse-eval",
-        help="score unsupervised constituency trees against a treebank (SPEC §3)",
+        help="score unsupervised constituency trees against a treebank (docs/spec.md §3)",
         description=(
             "Score the trees of a model's layers and of the baselines (left- and "
             "right-branching, balanced, seeded random) against Penn-Treebank-style gold "

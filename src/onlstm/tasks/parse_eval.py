@@ -1,4 +1,4 @@
-"""The ``parse-eval`` task: score trees of any systems on a treebank, as in SPEC §3.
+"""The ``parse-eval`` task: score trees of any systems on a treebank, as in docs/spec.md §3.
 
 The steps, each usable on its own (the command line just chains them):
 
