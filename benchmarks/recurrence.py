@@ -18,6 +18,8 @@ between layers in training for all but the plain LSTM.
     python benchmarks/recurrence.py                 # paper size: 400-1150-1150-400, chunk 10, batch 20, bptt 70
     python benchmarks/recurrence.py --config small  # 200-256-256-200, chunk 8, batch 32, bptt 35
     python benchmarks/recurrence.py --device cuda
+
+It prints the CPU model and the backend onlstm.gemm chose for the whole-sequence products.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from onlstm import ONLSTM
+from machine import cpu_model
+
+
+def describe(device: str) -> str:
+    try:
+        from onlstm import gemm
+        backend = gemm.backend(torch.float32, device)
+    except ImportError:  # a version before onlstm.gemm (timing an older checkout)
+        backend = "default (no onlstm.gemm in this version)"
+    return f"machine: {cpu_model()}; big products (float32): {backend}"
 from onlstm.layer import drop_connect
 
 CONFIGS = {
@@ -192,14 +204,19 @@ def main(argv=None):
                 t = fn(model, x, device)
                 if r >= args.warmup:
                     times[(name, mode)].append(t)
+    print(describe(str(device)))
     print(f"config {args.config}: sizes {'-'.join(map(str, cfg['sizes']))}, chunk {cfg['chunk']}, "
           f"batch {cfg['batch']}, bptt {cfg['bptt']}, DropConnect {DROPCONNECT}, device {device}, "
           f"threads {torch.get_num_threads()}, torch {torch.__version__}, {args.rounds} rounds (median)")
-    print(f"{'implementation':<18} {'train ms':>9} {'eval ms':>9} {'train / nn.LSTM':>16} {'eval / nn.LSTM':>15}")
-    base = {mode: statistics.median(times[("nn.LSTM", mode)]) for mode in ("train", "eval")}
+    print(f"{'implementation':<18} {'train ms':>9} {'eval ms':>9} {'vs nn.LSTM (same drop)':>23} "
+          f"{'vs nn.LSTM (plain)':>19}")
+    med = {key: statistics.median(v) for key, v in times.items()}
     for name in models:
-        tr, ev = (statistics.median(times[(name, mode)]) for mode in ("train", "eval"))
-        print(f"{name:<18} {tr * 1e3:9.1f} {ev * 1e3:9.1f} {tr / base['train']:15.2f}x {ev / base['eval']:14.2f}x")
+        tr, ev = med[(name, "train")], med[(name, "eval")]
+        same = f"{tr / med[('nn.LSTM', 'train')]:.2f}x / {ev / med[('nn.LSTM', 'eval')]:.2f}x"
+        plain = f"{tr / med[('nn.LSTM (plain)', 'train')]:.2f}x / {ev / med[('nn.LSTM (plain)', 'eval')]:.2f}x"
+        print(f"{name:<18} {tr * 1e3:9.1f} {ev * 1e3:9.1f} {same:>23} {plain:>19}")
+    print("(ratios: train / eval time against nn.LSTM with the same DropConnect + locked dropout, and without)")
     if "straightforward" in models:
         sf = {mode: statistics.median(times[("straightforward", mode)]) for mode in ("train", "eval")}
         ours = {mode: statistics.median(times[("onlstm", mode)]) for mode in ("train", "eval")}

@@ -152,3 +152,21 @@ def test_drop_connect_gradient_is_the_masked_gradient(convention, impl):
     (grad,) = torch.autograd.grad(drop_connect(w2, p, True, convention).pow(2).sum(), w2, create_graph=True)
     grad.sum().backward()  # d/dw sum(2 s^2 keep w) = 2 s^2 keep
     assert torch.allclose(w2.grad, keep.double() * (2.0 * scale * scale), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_published_evaluation_weight_cache_follows_parameter_updates(dtype, impl):
+    torch.manual_seed(0)
+    model = ONLSTM(6, 8, chunk_size=4, dropconnect=0.4, dropconnect_convention="published").to(dtype).eval()
+    x = torch.randn(5, 3, 6, dtype=dtype)
+    with torch.no_grad():
+        first, _ = model(x)
+        again, _ = model(x)  # from the cached (1 - p) weight
+        model.weight_hh_l0.mul_(0.5)  # in place: neither the scaled weight nor its packed copy may be reused
+        second, _ = model(x)
+    fresh = ONLSTM(6, 8, chunk_size=4, dropconnect=0.4).to(dtype).eval()
+    fresh.load_state_dict(model.state_dict())
+    expected, _ = fresh(x)  # grad enabled: no cache on this path
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, second)
+    assert torch.equal(second, expected.detach())

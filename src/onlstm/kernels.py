@@ -371,9 +371,10 @@ class StepMatmul:
 
     @staticmethod
     def _pack(weight: torch.Tensor, batch_hint: int):
-        # A parameter used as it is (evaluation: no DropConnect mask) keeps its packed copy
-        # until it changes; in-place updates (optimizer steps, load_state_dict) bump _version.
-        cacheable = isinstance(weight, torch.nn.Parameter)
+        # A parameter used as it is (evaluation: no DropConnect mask), or the evaluation weight
+        # cached from one (onlstm.layer.drop_connect), keeps its packed copy until it changes;
+        # in-place updates (optimizer steps, load_state_dict) bump _version.
+        cacheable = isinstance(weight, torch.nn.Parameter) or getattr(weight, "_onlstm_cacheable", False)
         key = (weight._version, weight.data_ptr(), tuple(weight.shape), batch_hint)
         if cacheable:
             cached = getattr(weight, "_onlstm_packed", None)

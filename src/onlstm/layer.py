@@ -90,9 +90,24 @@ def drop_connect(weight: Tensor, p: float, training: bool, convention: str = "pu
     if p == 0.0:
         return weight
     if not training:
-        return weight * (1.0 - p) if convention == "published" else weight
+        return _evaluation_weight(weight, p) if convention == "published" else weight
     keep = dropconnect_keep_mask(weight, p)
     return _KeptWeight.apply(weight, keep, 1.0 if convention == "published" else 1.0 / (1.0 - p))
+
+
+def _evaluation_weight(weight: Tensor, p: float) -> Tensor:
+    """``weight * (1 - p)``; kept on a parameter that needs no gradient here until the
+    parameter changes (its ``_version``), so that evaluation scales and packs it once."""
+    if not isinstance(weight, nn.Parameter) or (torch.is_grad_enabled() and weight.requires_grad):
+        return weight * (1.0 - p)
+    key = (weight._version, weight.data_ptr(), weight.dtype, weight.device, p)
+    cached = getattr(weight, "_onlstm_eval_weight", None)
+    if cached is None or cached[0] != key:
+        scaled = weight.detach() * (1.0 - p)
+        scaled._onlstm_cacheable = True  # onlstm.kernels.StepMatmul may keep its packed copy
+        cached = (key, scaled)
+        weight._onlstm_eval_weight = cached
+    return cached[1]
 
 
 class _KeptWeight(torch.autograd.Function):
