@@ -3,7 +3,9 @@ products of a training step, float32 on the CPU: the measurement behind onlstm.g
 
 Each product is done as the two backends are used in a step: the default one as autograd's
 ``F.linear`` does it (``addmm(b, x, W^T)``, ``dY W``, ``dY^T X`` on transposed views), oneDNN
-as ``onlstm.gemm`` does (the same views handed to ``_linear_pointwise``). Rounds alternate
+as ``onlstm.gemm`` does (the same views handed to ``_linear_pointwise``); the weight gradient
+also through oneDNN's inner-product backward (``mkldnn_linear_backward_weights`` on
+``to_mkldnn`` copies, the copies timed with it). Rounds alternate
 between the backends; the median of each is reported in GF/s.
 
     python benchmarks/gemm.py                 # paper-size shapes (N = bptt 70 x batch 20 = 1400 rows)
@@ -47,6 +49,9 @@ def _ops(rows, k, out):
         "forward x W^T + b": (lambda: torch.addmm(b, x, w.t()), lambda: lp(x, w, b, "none", [], "")),
         "input grad dY W": (lambda: dy.mm(w), lambda: lp(dy, w.t(), None, "none", [], "")),
         "weight grad dY^T X": (lambda: dy.t().mm(x), lambda: lp(dy.t(), x.t(), None, "none", [], "")),
+        "weight grad, oneDNN ip-backward": (
+            lambda: dy.t().mm(x),
+            lambda: torch.ops.aten.mkldnn_linear_backward_weights(dy.to_mkldnn(), x.to_mkldnn(), w, False)[0]),
     }
 
 

@@ -29,6 +29,13 @@ def _rule_says_onednn():
 def test_rule_by_dtype_device_and_switches(monkeypatch):
     cpu = torch.device("cpu")
     expected = "onednn" if _rule_says_onednn() and gemm._probe() else "default"
+    table = gemm._ONEDNN_PRODUCTS.get(gemm.cpu_vendor(), gemm._ONEDNN_PRODUCTS["AuthenticAMD"])
+    for product in gemm.PRODUCTS:
+        assert gemm.backend(torch.float32, cpu, product) == (expected if product in table else "default")
+    with pytest.raises(ValueError, match="product"):
+        gemm.backend(torch.float32, cpu, "backward")
+    monkeypatch.setattr(gemm, "_ONEDNN_PRODUCTS", {"AuthenticAMD": frozenset(gemm.PRODUCTS)})
+    monkeypatch.setattr(gemm, "cpu_vendor", lambda: "SomeOtherVendor")  # unknown x86 vendors: as AMD
     assert gemm.backend(torch.float32, cpu) == expected
     assert gemm.backend(torch.float32, "cpu") == expected
     assert gemm.backend(torch.float64, cpu) == "default"  # oneDNN has no float64 matmul
@@ -201,3 +208,49 @@ def test_language_model_decoder_and_layers_take_the_onednn_products(monkeypatch)
     default = _lm_step(0, "default", monkeypatch)
     for p, q in zip(params, default):
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-5)
+
+
+@has_onednn
+def test_nan_and_inf_go_through_the_onednn_products_as_through_the_default(monkeypatch):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(6, 5, generator=g)
+    x[1, 2], x[3, 0], x[4, 4] = float("nan"), float("inf"), -float("inf")
+    w = torch.randn(7, 5, generator=g)
+    w[2, 1] = float("nan")
+    b = torch.randn(7, generator=g)
+    dy = torch.randn(6, 7, generator=g)
+    out = {}
+    for which in ("onednn", "default"):
+        monkeypatch.setenv("ONLSTM_GEMM", which)
+        xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
+        y = gemm.linear(xs, ws, bs)
+        y.backward(dy)
+        out[which] = [y.detach(), xs.grad, ws.grad, bs.grad]
+    for fast, default in zip(out["onednn"], out["default"]):
+        for check in (torch.isnan, torch.isposinf, torch.isneginf):
+            assert torch.equal(check(fast), check(default))
+        finite = torch.isfinite(default)
+        assert torch.allclose(fast[finite], default[finite], rtol=1e-5, atol=1e-5)
+    assert out["onednn"][0].isnan().any()
+
+
+@has_onednn
+@pytest.mark.parametrize("products", [("forward",), ("input_grad", "weight_grad"), ()])
+def test_products_split_between_backends_by_the_vendor_table(products, monkeypatch):
+    monkeypatch.setattr(gemm, "_ONEDNN_PRODUCTS", {gemm.cpu_vendor(): frozenset(products),
+                                                   "AuthenticAMD": frozenset(products)})
+    calls = []
+    real = gemm._lp
+    monkeypatch.setattr(gemm, "_lp", lambda x, w, b: calls.append((tuple(x.shape), tuple(w.shape))) or real(x, w, b))
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(9, 13, generator=g, requires_grad=True)
+    w = torch.randn(17, 13, generator=g, requires_grad=True)
+    b = torch.randn(17, generator=g, requires_grad=True)
+    y = gemm.linear(x, w, b)
+    y.backward(torch.ones_like(y))
+    expected = {"forward": ((9, 13), (17, 13)), "input_grad": ((9, 17), (13, 17)), "weight_grad": ((17, 9), (13, 9))}
+    assert sorted(calls) == sorted(expected[p] for p in products)
+    x64, w64, b64 = (t.detach().double().requires_grad_() for t in (x, w, b))
+    F.linear(x64, w64, b64).sum().backward()
+    for got, ref in ((y, F.linear(x64, w64, b64)), (x.grad, x64.grad), (w.grad, w64.grad), (b.grad, b64.grad)):
+        assert (got.double() - ref).abs().max() < 1e-4

@@ -98,18 +98,49 @@ def onednn_available() -> bool:
             and bool(torch.backends.mkldnn.enabled) and _probe())
 
 
-def backend(dtype: torch.dtype, device) -> str:
-    """The backend the big products take for tensors of ``dtype`` on ``device`` (the rule of
-    the module docstring): ``"onednn"`` or ``"default"``."""
+PRODUCTS = ("forward", "input_grad", "weight_grad")
+# Which products oneDNN does, by CPU vendor (measurements in the module docstring); other
+# x86 vendors take the AMD row.
+_ONEDNN_PRODUCTS = {
+    "AuthenticAMD": frozenset(PRODUCTS),
+    "GenuineIntel": frozenset(PRODUCTS),
+}
+_vendor: Optional[str] = None
+
+
+def cpu_vendor() -> str:
+    """``vendor_id`` of /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...), "" if unreadable."""
+    global _vendor
+    if _vendor is None:
+        vendor = ""
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("vendor_id"):
+                        vendor = line.split(":", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+        _vendor = vendor
+    return _vendor
+
+
+def backend(dtype: torch.dtype, device, product: str = "forward") -> str:
+    """The backend that ``product`` (one of :data:`PRODUCTS`) takes for tensors of ``dtype``
+    on ``device`` (the rule of the module docstring): ``"onednn"`` or ``"default"``."""
+    if product not in PRODUCTS:
+        raise ValueError(f"product must be one of {PRODUCTS}, got {product!r}")
     device = torch.device(device)
     if device.type != "cpu" or dtype != torch.float32 or _forced_default():
+        return "default"
+    if product not in _ONEDNN_PRODUCTS.get(cpu_vendor(), _ONEDNN_PRODUCTS["AuthenticAMD"]):
         return "default"
     return "onednn" if onednn_available() else "default"
 
 
-def _use_onednn(*tensors: Tensor) -> bool:
+def _use_onednn(product: str, *tensors: Tensor) -> bool:
     t = tensors[0]
-    return (backend(t.dtype, t.device) == "onednn"
+    return (backend(t.dtype, t.device, product) == "onednn"
             and all(x.dtype == t.dtype and x.device == t.device for x in tensors if x is not None))
 
 
@@ -118,13 +149,16 @@ def _lp(x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
 
 
-class _OneDNNLinear(torch.autograd.Function):
-    """``y = x W^T + b`` with the forward and both gradients through oneDNN."""
+class _Linear(torch.autograd.Function):
+    """``y = x W^T + b``, each of the three products through its backend."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
         x2 = x.reshape(-1, x.shape[-1])
-        y = _lp(x2, weight, bias)
+        if _use_onednn("forward", x2, weight, bias):
+            y = _lp(x2, weight, bias)
+        else:
+            y = torch.addmm(bias, x2, weight.t()) if bias is not None else x2.mm(weight.t())
         ctx.save_for_backward(x2, weight)
         ctx.x_shape, ctx.has_bias = x.shape, bias is not None
         return y.view(*x.shape[:-1], weight.shape[0])
@@ -136,24 +170,25 @@ class _OneDNNLinear(torch.autograd.Function):
         dy = grad_y.reshape(-1, weight.shape[0])
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = _lp(dy, weight.t(), None).view(ctx.x_shape)  # dY W
+            grad_x = (_lp(dy, weight.t(), None) if _use_onednn("input_grad", dy, weight)
+                      else dy.mm(weight)).view(ctx.x_shape)  # dY W
         if ctx.needs_input_grad[1]:
-            grad_w = _lp(dy.t(), x2.t(), None)  # dY^T X
+            grad_w = mm_t(dy, x2)  # dY^T X
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = dy.sum(0)
         return grad_x, grad_w, grad_b
 
 
 def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """``F.linear(x, weight, bias)`` through the chosen backend: ``x`` (..., k), ``weight``
+    """``F.linear(x, weight, bias)`` through the chosen backends: ``x`` (..., k), ``weight``
     (out, k), ``bias`` (out,) or None; returns (..., out). Differentiable (once)."""
-    if x.dim() >= 2 and x.numel() > 0 and _use_onednn(x, weight, bias):
-        return _OneDNNLinear.apply(x, weight, bias)
+    if x.dim() >= 2 and x.numel() > 0 and any(_use_onednn(p, x, weight, bias) for p in PRODUCTS):
+        return _Linear.apply(x, weight, bias)
     return F.linear(x, weight, bias)
 
 
 def mm_t(a: Tensor, b: Tensor) -> Tensor:
     """``a^T b`` for ``a`` (N, p), ``b`` (N, q) -> (p, q): a weight gradient summed over N rows."""
-    if a.shape[0] > 0 and _use_onednn(a, b):
+    if a.shape[0] > 0 and _use_onednn("weight_grad", a, b):
         return _lp(a.t(), b.t(), None)
     return a.t().mm(b)

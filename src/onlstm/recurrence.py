@@ -97,7 +97,7 @@ def _enter_final_grads(t: int, B: int, batch_sizes, dh: Tensor, dc: Tensor, grad
 def _recurrent_weight_grad(grad_gates: Tensor, h0: Tensor, h: Tensor) -> Tensor:
     """dL/dU = sum_t dz_t^T h_{t-1}: one product over the whole sequence, (G, n)."""
     T, _, G = grad_gates.shape
-    if gemm.backend(grad_gates.dtype, grad_gates.device) == "onednn":
+    if gemm.backend(grad_gates.dtype, grad_gates.device, "weight_grad") == "onednn":
         h_prev = torch.cat((h0.unsqueeze(0), h[:-1])) if T > 1 else h0.unsqueeze(0)
         return gemm.mm_t(grad_gates.reshape(-1, G), h_prev.reshape(-1, h.shape[-1]))
     grad_w = grad_gates[0].t().mm(h0)
