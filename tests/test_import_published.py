@@ -179,12 +179,28 @@ def test_cli_import_then_evaluate_and_parse(published, tmp_path, capsys):
     assert main(["parse", "the cat sat on the mat", "--model", str(out), "--format", "json"]) == 0
     parsed = json.loads(capsys.readouterr().out)
     assert parsed[0]["words"] == ["the", "cat", "sat", "on", "the", "mat"]
-    # an existing non-empty folder is not overwritten without --force
+    # an earlier import is written again; a folder holding anything else only with --overwrite (or --force)
+    assert main(["import-published", str(ckpt), "--corpus", str(corpus), "--out", str(out),
+                 "--parse-layer", "2"]) == 0
+    assert LanguageModel.from_pretrained(out).config.parse_layer == 2
+    (out / "notes.txt").write_text("mine")
+
+    def not_an_import():
+        config = json.loads((out / "config.json").read_text())
+        config["training"].pop("imported_from", None)
+        (out / "config.json").write_text(json.dumps(config))
+
+    not_an_import()
+    before = (out / "config.json").read_bytes()
     assert main(["import-published", str(ckpt), "--corpus", str(corpus), "--out", str(out)]) == 2
-    assert "--force" in capsys.readouterr().err
-    assert main(["import-published", str(ckpt), "--corpus", str(corpus), "--out", str(out), "--force",
-                 "--parse-layer", "3"]) == 0
-    assert LanguageModel.from_pretrained(out).config.parse_layer == 3
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "notes.txt" in err and (out / "config.json").read_bytes() == before
+    for flag, k in (("--overwrite", 3), ("--force", 1)):
+        not_an_import()
+        assert main(["import-published", str(ckpt), "--corpus", str(corpus), "--out", str(out), flag,
+                     "--parse-layer", str(k)]) == 0
+        assert LanguageModel.from_pretrained(out).config.parse_layer == k
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_untied_checkpoints_are_refused(published, tmp_path):

@@ -80,7 +80,7 @@ def test_config_file_and_overrides(tmp_path):
     f.write_text('lr = 5.0\nhidden_sizes = [32, 16]\n')
     cfg = T.resolve_config("tiny", str(f), {"lr": 7.0})
     assert cfg.lr == 7.0 and cfg.hidden_sizes == [32, 16] and cfg.emb_size == 16
-    with pytest.raises(UserError, match="unknown training settings"):
+    with pytest.raises(UserError, match="unknown setting 'nope'"):
         T.resolve_config("tiny", overrides={"nope": 1})
     bad = tmp_path / "bad.json"
     bad.write_text("{")

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from onlstm.errors import UserError
-from onlstm.training import (CHECKPOINT_FILE, DistInfo, MetricsLog, StopRules, TrainingDiverged, check_finite,
-                             read_checkpoint, read_checkpoint_state, resume_settings, write_checkpoint)
+from onlstm.training import (CHECKPOINT_FILE, DistInfo, MetricsLog, OutputKind, StopRules, TrainingDiverged,
+                             check_finite, open_output, prepare_output, read_checkpoint, read_checkpoint_state,
+                             resume_settings, write_checkpoint)
 
 
 def test_checkpoint_round_trip_keeps_types_and_tensors(tmp_path):
@@ -59,21 +60,115 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
 
 
+def _kind(resumable=True):
+    """A run kind for the tests: files a.json, checkpoint, metrics; recognised by a.json."""
+    names = frozenset({"a.json", CHECKPOINT_FILE, "metrics.jsonl", "plots"})
+    return OutputKind("test run", names, lambda folder: (folder / "a.json").is_file(), format="f",
+                      resumable=resumable)
+
+
 def test_resume_settings_is_the_one_run_folder_check(tmp_path):
-    run = tmp_path / "run"
-    assert resume_settings(run, False, "f") is None  # empty folder: a new run may start
-    with pytest.raises(UserError, match="no checkpoint to resume from"):
-        resume_settings(run, True, "f")
+    run, kind = tmp_path / "run", _kind()
+    assert resume_settings(run, False, kind) is None  # a missing folder: a new run may start
+    with pytest.raises(UserError, match="no test run to resume .*empty or missing"):
+        resume_settings(run, True, kind)
     run.mkdir()
+    assert resume_settings(run, False, kind) is None  # empty
+    (run / "a.json").write_text("{}")
     write_checkpoint(run / CHECKPOINT_FILE, {"big": torch.zeros(10)}, {"config": {"a": 1, "b": 2, "c": 3}}, "f")
-    with pytest.raises(UserError, match="already holds a run; use --resume"):
-        resume_settings(run, False, "f")
-    assert resume_settings(run, True, "f", {"b": 5}, fixed=["a"]) == {"a": 1, "b": 5, "c": 3}
-    assert resume_settings(run, True, "f", {"a": 1}) == {"a": 1, "b": 2, "c": 3}
+    with pytest.raises(UserError, match="already holds a test run; use --resume to continue it, --overwrite"):
+        resume_settings(run, False, kind)
+    assert resume_settings(run, False, kind, overwrite=True) is None
+    assert resume_settings(run, True, kind, {"b": 5}, fixed=["a"]) == {"a": 1, "b": 5, "c": 3}
+    assert resume_settings(run, True, kind, {"a": 1}) == {"a": 1, "b": 2, "c": 3}
     with pytest.raises(UserError, match="cannot change a, c when resuming .*differ"):
-        resume_settings(run, True, "f", {"a": 9, "b": 9, "c": 9}, fixed=["a", "c"])
+        resume_settings(run, True, kind, {"a": 9, "b": 9, "c": 9}, fixed=["a", "c"])
     with pytest.raises(UserError, match="cannot change b "):
-        resume_settings(run, True, "f", {"b": 9})  # fixed=None: nothing may change
+        resume_settings(run, True, kind, {"b": 9})  # fixed=None: nothing may change
+    # a setting recorded by later versions: the saved run's value is the one given, and may be asked for
+    later = {"d": "old"}
+    assert resume_settings(run, True, kind, {"d": "old"}, recorded_later=later) == {"a": 1, "b": 2, "c": 3, "d": "old"}
+    with pytest.raises(UserError, match="cannot change d"):
+        resume_settings(run, True, kind, {"d": "new"}, recorded_later=later)
+    with pytest.raises(UserError, match="--resume .* --overwrite"):
+        resume_settings(run, True, kind, overwrite=True)
+    (run / CHECKPOINT_FILE).unlink()
+    with pytest.raises(UserError, match="no checkpoint to resume from"):
+        resume_settings(run, True, kind)
+
+
+def test_the_write_rule_refuses_foreign_folders_and_touches_nothing(tmp_path):
+    kind = _kind(resumable=False)
+    mine = tmp_path / "model"
+    mine.mkdir()
+    for name in ("config.json", "model.safetensors", "vocab.json"):
+        (mine / name).write_text(name)
+    (tmp_path / "file").write_text("x")
+    before = sorted((p.name, p.read_text()) for p in mine.iterdir())
+    with pytest.raises(UserError, match=r"model: not empty and not a test run \(it holds config.json, "
+                                        r"model.safetensors, vocab.json\).*--overwrite"):
+        prepare_output(mine, kind)
+    with pytest.raises(UserError, match="no test run to resume .*holds config.json"):
+        prepare_output(mine, kind, resume=True)
+    with pytest.raises(UserError, match="file: exists and is a file"):
+        prepare_output(tmp_path / "file", kind, overwrite=True)
+    with pytest.raises(UserError, match="file is a file"):
+        prepare_output(tmp_path / "file" / "run", kind)
+    assert sorted((p.name, p.read_text()) for p in mine.iterdir()) == before
+    # an output of its own kind is written again (no checkpoint: not a resumable run)
+    (mine / "a.json").write_text("{}")
+    (mine / "config.json").unlink()
+    prepare_output(mine, kind)
+    # --overwrite: the kind's own names are removed when writing starts, other files are kept
+    (mine / "plots").mkdir()
+    (mine / "plots" / "p.png").write_text("old plot")
+    (mine / ".a.json.123.tmp").write_text("left by a kill -9")
+    prepare_output(mine, kind, overwrite=True)
+    assert (mine / "a.json").exists()  # the check touches nothing
+    open_output(mine, kind, overwrite=True)
+    assert sorted(p.name for p in mine.iterdir()) == ["model.safetensors", "vocab.json"]
+    open_output(tmp_path / "new" / "deep", kind)
+    assert (tmp_path / "new" / "deep").is_dir()
+
+
+def test_an_unwritable_output_folder_is_refused_up_front(tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    real_access = os.access
+    if os.geteuid() == 0:  # root may write anyway: make the OS say what it says to a user
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: not str(p).startswith(str(ro)) and real_access(p, mode))
+    try:
+        with pytest.raises(UserError, match=r"ro/run: cannot write: permission denied \(.*ro is where it would"):
+            prepare_output(ro / "run", _kind())
+        with pytest.raises(UserError, match="ro: cannot write: permission denied"):
+            prepare_output(ro, _kind())
+    finally:
+        os.chmod(ro, 0o755)
+    assert list(ro.iterdir()) == []
+
+
+def test_os_errors_while_writing_are_one_line_user_errors(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "c.safetensors"
+    write_checkpoint(path, {"w": torch.ones(3)}, {"step": 1}, "f")
+    before = path.read_bytes()
+    real_replace = os.replace
+    for code, words in ((errno.ENOSPC, "no space left on device"), (errno.EROFS, "read-only file system"),
+                        (errno.EACCES, "permission denied")):
+        def failing(src, dst, code=code):
+            raise OSError(code, os.strerror(code), str(dst))
+
+        monkeypatch.setattr(os, "replace", failing)
+        with pytest.raises(UserError, match=f"(?i)c.safetensors: cannot write: {words}"):
+            write_checkpoint(path, {"w": torch.zeros(3)}, {"step": 2}, "f")
+        monkeypatch.setattr(os, "replace", real_replace)
+        assert path.read_bytes() == before  # the previous checkpoint is intact
+        assert not list(tmp_path.glob(".*tmp"))
+    log = MetricsLog(tmp_path / "gone")
+    with pytest.raises(UserError, match="metrics.jsonl: cannot write: no such file or directory"):
+        log.write({"x": 1})
 
 
 def test_stop_rules_reasons_and_first_ctrl_c_only_asks():

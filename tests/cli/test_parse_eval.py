@@ -152,8 +152,9 @@ def test_show_in_json(small, capsys):
 
 
 def test_show_arguments_checked(small, capsys):
-    assert main(["parse-eval", str(small), "--baselines-only", "--show", "0"]) == 2
-    assert "--show must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["parse-eval", str(small), "--baselines-only", "--show", "0"])
+    assert info.value.code == 2 and "argument --show: must be an integer >= 1, got '0'" in capsys.readouterr().err
     assert main(["parse-eval", str(small), "--baselines-only", "--show", "1", "--show-system", "layer 2"]) == 2
     assert "'layer 2' is not among the systems" in capsys.readouterr().err
     assert main(["parse-eval", str(small), "--baselines-only", "--show-system", "left"]) == 2
@@ -191,7 +192,9 @@ def test_missing_and_malformed_files_exit_2_without_traceback(tmp_path, capsys):
 def test_empty_selection_and_bad_arguments(small, capsys):
     assert main(["parse-eval", str(small), "--baselines-only", "--max-length", "1"]) == 2
     assert "no sentence of at most 1 words" in capsys.readouterr().err
-    assert main(["parse-eval", str(small), "--baselines-only", "--max-length", "0"]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["parse-eval", str(small), "--baselines-only", "--max-length", "0"])
+    assert info.value.code == 2 and "argument --max-length: must be an integer >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["parse-eval", "--baselines-only", "--baseline", "middle"])
     assert info.value.code == 2

@@ -147,7 +147,7 @@ def test_checkpoint_resume_round_trip(tmp_path):
             assert torch.equal(val, sc["state"][i][name])
     assert sa["param_groups"] == [dict(g, betas=tuple(g["betas"])) for g in sc["param_groups"]]
     # misuse
-    with pytest.raises(UserError, match="already holds a run"):
+    with pytest.raises(UserError, match="already holds a logic training run; use --resume"):
         L.Trainer(tmp_path / "a", cfg, **quiet)
     with pytest.raises(UserError, match="differ"):
         L.Trainer(tmp_path / "a", L.LogicConfig(cell="lstm", epochs=2, **dict(TINY, seed=4)), resume=True, **quiet)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .. import __version__
@@ -43,7 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_gone() -> None:
+    """The reader of standard output went away (``onlstm generate | head``): send what
+    is left to /dev/null so that Python's exit does not complain a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit codes: 0 done; 2 a user's mistake or an OS refusal (no space,
+    read-only, permission, closed stdin: one ``error:`` line, no traceback); 130 Ctrl-C
+    (what was printed or saved so far is kept); 141 standard output closed by its reader."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
@@ -57,6 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"onlstm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _stdout_gone()
+        return 141
+    except OSError as err:
+        if err.errno is None:
+            raise
+        where = f"{err.filename}: " if err.filename is not None else ""
+        print(f"onlstm {args.command}: error: {where}{os.strerror(err.errno)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 from ..tasks import demo as task
+from ..training import prepare_output
+from . import argtypes
 from .common import add_model_argument, load_model
 
 
@@ -16,29 +18,29 @@ def register(subparsers) -> None:
                      "baselines, parse and draw a few example sentences, and write everything into a report "
                      "folder: results.json, report.md, trees/ (predicted trees) and plots/ (distance plots)."))
     p.add_argument("--out", default="onlstm-demo", metavar="DIR",
-                   help="report folder (created; files in it are overwritten)")
+                   help="report folder: new, empty, or an earlier demo's report (written again)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write the report into --out even if it holds other files (the report's own names "
+                        "are replaced, other files are kept)")
     add_model_argument(p)
     p.add_argument("--sentence", action="append", metavar="TEXT",
                    help="an example sentence to parse and draw (repeatable; default: four built-in ones)")
     p.add_argument("--treebank", nargs="+", metavar="FILE",
                    help="bracketed .mrg files or folders to evaluate on (default: the bundled WSJ sample)")
     p.add_argument("--no-perplexity", action="store_true", help="skip the perplexity stage")
-    p.add_argument("--eval-batch-size", type=int, default=1,
+    p.add_argument("--eval-batch-size", type=argtypes.positive_int, default=1,
                    help="batch size of the perplexity stage (the paper's protocol: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..errors import UserError
-
-    if args.eval_batch_size < 1:
-        raise UserError(f"--eval-batch-size must be >= 1, got {args.eval_batch_size}")
+    prepare_output(args.out, task.DEMO_REPORT, overwrite=args.overwrite)  # before the model is loaded
     model, folder = load_model(args.model)
     sentences = args.sentence or task.EXAMPLE_SENTENCES
     report = task.run_demo(model, str(folder), args.out, sentences=sentences, perplexity=not args.no_perplexity,
                            treebank=args.treebank, eval_batch_size=args.eval_batch_size,
-                           progress=not args.quiet and sys.stderr.isatty())
+                           progress=not args.quiet and sys.stderr.isatty(), overwrite=args.overwrite)
     name, f1 = task.best_layer(report)
     print(f"best layer: {name}, sentence F1 {100 * f1:.1f} on {report.parsing['all']['sentences']:,} sentences")
     print(f"report written to {args.out}/ (report.md, results.json, trees/, plots/)")

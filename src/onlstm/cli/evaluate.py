@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..tasks.lm import evaluate_model
+from . import argtypes
 from .common import add_model_argument, load_model
 
 
@@ -17,8 +18,8 @@ def register(subparsers) -> None:
     p.add_argument("--split", default="test", help="test, valid, train, or the path of a text FILE")
     p.add_argument("--data", help="data folder for --split test|valid|train (default: the model's training data, "
                                   "else the bundled PTB)")
-    p.add_argument("--batch-size", type=int, default=1, help="evaluation batch size (the paper: 1)")
-    p.add_argument("--bptt", type=int, default=70, help="window length")
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=1, help="evaluation batch size (the paper: 1)")
+    p.add_argument("--bptt", type=argtypes.positive_int, default=70, help="window length")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 

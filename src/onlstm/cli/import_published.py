@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from ..tasks import import_published as task
+from . import argtypes
 
 
 def register(subparsers) -> None:
@@ -19,15 +21,18 @@ def register(subparsers) -> None:
     p.add_argument("--corpus", required=True, metavar="CORPUS_FILE",
                    help="the corpus.<md5>.data file main.py cached beside it (holds the vocabulary)")
     p.add_argument("--out", required=True, metavar="DIR", help="model folder to write (new or empty)")
-    p.add_argument("--parse-layer", type=int, default=None, metavar="N",
+    p.add_argument("--parse-layer", type=argtypes.positive_int, default=None, metavar="N",
                    help="layer `parse` uses by default (1-based; default: the middle one)")
-    p.add_argument("--force", action="store_true", help="overwrite the files of an existing folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into --out even if it holds another model or other files (the model's own file "
+                        "names are replaced, other files are kept); an earlier import is replaced without it")
+    p.add_argument("--force", action="store_true", dest="overwrite", help=argparse.SUPPRESS)  # the old name
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    summary = task.import_published(args.checkpoint, args.corpus, args.out, args.parse_layer, args.force)
+    summary = task.import_published(args.checkpoint, args.corpus, args.out, args.parse_layer, args.overwrite)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

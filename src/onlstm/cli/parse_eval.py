@@ -13,6 +13,7 @@ from ..tasks import parse_eval as task
 from ..tasks import parse_show
 from ..errors import UserError
 from ..metrics import BASELINE_NAMES
+from . import argtypes
 from .common import add_model_argument, load_model
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-length",
-        type=int,
+        type=argtypes.positive_int,
         metavar="N",
         help="only sentences of at most N words after preprocessing (10 for WSJ10)",
     )
@@ -63,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--show",
-        type=int,
+        type=argtypes.positive_int,
         metavar="N",
         help="for every N-th sentence print its words with the d_f and d_i distances of every "
         "layer, the gold and a predicted tree drawn side by side, and each system's "
@@ -93,9 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="which distances decode the model's trees: forget (d_f = 1 - mean of the master "
                         "forget gate, the paper's; default) or input (d_i = mean of the master input gate); "
                         "docs/spec.md §2")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per padded batch")
+    parser.add_argument("--batch-size", type=argtypes.positive_int, default=64, help="sentences per padded batch")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the random baseline (default: 0)"
+        "--seed", type=argtypes.seed, default=0, help="seed of the random baseline (default: 0)"
     )
     parser.set_defaults(func=run)
 
@@ -103,8 +104,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.baselines_only and args.model is not None:
         raise UserError("--baselines-only and --model exclude each other")
-    if args.show is not None and args.show < 1:
-        raise UserError(f"--show must be >= 1, got {args.show}")
     if args.show_system is not None and args.show is None:
         raise UserError("--show-system needs --show N")
     model = None if args.baselines_only else load_model(args.model)[0]

@@ -6,6 +6,7 @@ import json
 
 from ..errors import UserError
 from ..tasks import syneval as task
+from . import argtypes
 from .common import load_model
 
 
@@ -20,10 +21,11 @@ def register(subparsers) -> None:
     p.add_argument("models", nargs="*", metavar="MODEL", help="model folders (default: the bundled model)")
     p.add_argument("--label", action="append", default=None, help="display name of each MODEL, in order")
     p.add_argument("--constructions", nargs="+", metavar="NAME", help=f"subset of: {', '.join(task.construction_names())}")
-    p.add_argument("--limit", type=int, default=None, help="at most N items per construction (seeded subsample)")
+    p.add_argument("--limit", type=argtypes.positive_int, default=None,
+                   help="at most N items per construction (seeded subsample)")
     p.add_argument("--skip-unk", action="store_true",
                    help="drop items with a word outside the model's vocabulary (a PTB vocabulary lacks some test words)")
-    p.add_argument("--batch-size", type=int, default=128, help="sentences per padded batch")
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=128, help="sentences per padded batch")
     p.add_argument("--per-construction", action="store_true", help="also print one row per construction file")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-import typing
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from ..errors import UserError
 from ..lm import perplexity
 from ..tasks import lm as task
+from . import argtypes
+from .argtypes import from_check
 
 _HELP = {
     "cell": "recurrent layer: onlstm or lstm (AWD-LSTM baseline through the same pipeline)",
@@ -21,6 +21,9 @@ _HELP = {
     "dropouti": "locked dropout on the embedded input",
     "dropoute": "embedding dropout (whole words)",
     "wdrop": "DropConnect on the recurrent weights",
+    "dropconnect_convention": ("published: weights unscaled in training, times (1-p) at evaluation (the ON-LSTM "
+                               "code's); rescaled: times 1/(1-p) in training (AWD-LSTM's); default: the cell's "
+                               "published code's (docs/spec.md §4)"),
     "data": "folder with train.txt / valid.txt (/ test.txt); default: the bundled PTB",
     "char_level": "character-level tokens (for unsegmented text such as Chinese)",
     "lower": "lower-case the text",
@@ -43,15 +46,6 @@ _HELP = {
 }
 
 
-def _bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a language model (ON-LSTM or LSTM) with the paper's recipe",
@@ -59,34 +53,32 @@ def register(subparsers) -> None:
                      "Settings: --preset, then --config FILE (JSON or TOML), then individual flags. "
                      "The run folder holds the best model (usable by evaluate/generate/parse), a resumable "
                      "checkpoint and metrics.jsonl. Ctrl-C saves and exits; --resume continues. Run under "
-                     "torchrun --nproc_per_node=N for data-parallel training."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                     "torchrun --nproc_per_node=N for data-parallel training."))
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (created)")
     p.add_argument("--preset", choices=sorted(task.PRESETS), default=None,
                    help="paper (docs/spec.md §4 exactly), cpu (about an hour on 2 cores), tiny (tests)")
     p.add_argument("--config", metavar="FILE", help="JSON or TOML file of settings")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in --out even if it holds another run or other files (the run's own "
+                        "file names are replaced, other files are kept)")
     group = p.add_argument_group("settings (default: the preset's, else the paper's)")
-    hints = typing.get_type_hints(task.TrainConfig)
     for f in fields(task.TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = hints[f.name]
-        kw = dict(dest=f.name, default=None, help=_HELP.get(f.name, f.name))
-        if f.name == "hidden_sizes":
-            kw.update(type=int, nargs="+", metavar="N")
-        elif kind is bool:
-            kw.update(type=_bool, metavar="BOOL")
-        elif kind in (int, typing.Optional[int]):
-            kw.update(type=int)
-        elif kind in (float, typing.Optional[float]):
-            kw.update(type=float)
-        else:
-            kw.update(type=str)
-        if f.name == "cell":
-            kw["choices"] = ["onlstm", "lstm"]
-        if f.name == "optimizer":
-            kw["choices"] = ["sgd", "adam"]
-        group.add_argument(flag, **kw)
+        check = task.TrainConfig.CHECKS[f.name]
+        paper = f.default_factory() if callable(f.default_factory) else f.default
+        shown = " ".join(map(str, paper)) if isinstance(paper, list) else ("none" if paper is None else paper)
+        valid = "" if check.choices or check.kind is str else replace(check, optional=False).describe() + "; "
+        kw = dict(dest=f.name, default=None, type=from_check(check),
+                  help=f"{_HELP.get(f.name, f.name)} ({valid}paper: {shown})".replace("%", "%%"))
+        if f.name == "device":  # this machine must have it
+            kw["type"] = argtypes.device
+        if check.many:
+            kw.update(nargs="+", metavar="N")
+        elif check.choices:
+            kw["choices"] = list(check.choices)
+        elif check.kind is bool:
+            kw["metavar"] = "BOOL"
+        group.add_argument("--" + f.name.replace("_", "-"), **kw)
     p.set_defaults(func=run)
 
 
@@ -98,7 +90,8 @@ def run(args) -> int:
                             "with it (individual flags such as --epochs or --max-minutes can)")
         result = task.train(None, args.out, resume=True, resume_overrides=overrides)
     else:
-        result = task.train(task.resolve_config(args.preset, args.config, overrides), args.out)
+        result = task.train(task.resolve_config(args.preset, args.config, overrides), args.out,
+                            overwrite=args.overwrite)
     best = f"{perplexity(result.best_valid_loss):.2f}" if result.best_valid_loss is not None else "n/a"
     print(f"stopped ({result.stopped_by}) after {result.epochs_done} epoch(s), {result.steps} batches, "
           f"{result.elapsed_minutes:.1f} min; best valid ppl {best}; run folder {result.run_dir}")

@@ -10,7 +10,7 @@
 3. a few example sentences parsed, drawn as text trees and as distance plots
    (:mod:`onlstm.parse`, :mod:`onlstm.plots`).
 
-The report folder holds ``results.json`` (everything), ``report.md`` (the tables and the
+The report folder (a new or empty one, or an earlier demo's: see `DEMO_REPORT`) holds ``results.json`` (everything), ``report.md`` (the tables and the
 example trees in Markdown), ``trees/`` (the predicted trees of every system, bracketed, one
 per line in the treebank's order) and ``plots/`` (one distance plot per example sentence).
 """
@@ -26,9 +26,10 @@ from typing import Callable, List, Optional, Sequence
 from . import parse_eval
 from .common import require_onlstm
 from .. import trees as T
-from ..errors import UserError
+from ..fileio import atomic_write_text
+from ..training import OutputKind, json_file_has, open_output, os_error, prepare_output
 
-__all__ = ["EXAMPLE_SENTENCES", "DemoReport", "run_demo", "markdown_report"]
+__all__ = ["EXAMPLE_SENTENCES", "DEMO_REPORT", "DemoReport", "run_demo", "markdown_report"]
 
 #: Sentences parsed and drawn by the demo (PTB-style tokens, words the PTB vocabulary knows).
 EXAMPLE_SENTENCES = [
@@ -118,12 +119,32 @@ def _model_info(model) -> dict:
     return info
 
 
+def _is_demo_report(folder: Path) -> bool:
+    """A folder the demo wrote: only its names, a results.json of a demo (if any), trees/ of
+    tree files and plots/ of example plots."""
+    names = {p.name for p in folder.iterdir()}
+    if not names <= DEMO_FILES:
+        return False
+    if "results.json" in names and not json_file_has(folder / "results.json", "model", "parsing", "examples"):
+        return False
+    inside = {sub: [p.name for p in (folder / sub).iterdir()] for sub in ("trees", "plots") if (folder / sub).is_dir()}
+    return (all(n.startswith("trees.") and n.endswith(".txt") for n in inside.get("trees", []))
+            and all(n.startswith("example_") for n in inside.get("plots", [])))
+
+
+DEMO_FILES = frozenset({"results.json", "report.md", "trees", "plots"})
+#: The demo's report folder (see `onlstm.training.prepare_output`): written again by a new demo.
+DEMO_REPORT = OutputKind("demo report folder", DEMO_FILES, _is_demo_report)
+
+
 def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE_SENTENCES,
              perplexity: bool = True, treebank=None, eval_batch_size: int = 1, progress: bool = True,
-             log: Callable[[str], None] = print) -> DemoReport:
+             log: Callable[[str], None] = print, overwrite: bool = False) -> DemoReport:
     """Run the demo on ``model`` (an ON-LSTM :class:`~onlstm.lm.LanguageModel`) and write the
-    report into ``out_dir`` (created). ``treebank``: files for :func:`parse_eval.load_sentences`
-    (default: the bundled sample). ``log`` receives the tables as they are ready."""
+    report into ``out_dir``: a new or empty folder, or an earlier demo's report (anything else
+    only with ``overwrite``; checked before the model runs). ``treebank``: files for
+    :func:`parse_eval.load_sentences` (default: the bundled sample). ``log`` receives the
+    tables as they are ready."""
     from tqdm.auto import tqdm
 
     from .parse import parse
@@ -132,11 +153,7 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
 
     require_onlstm(model, "the demo")
     out = Path(out_dir)
-    try:
-        (out / "plots").mkdir(parents=True, exist_ok=True)
-        (out / "trees").mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create the report folder {out}: {err.strerror or err}") from None
+    prepare_output(out, DEMO_REPORT, overwrite=overwrite)
     seconds = {}
     bar = tqdm(total=len(STAGES), desc="demo", unit="stage", disable=not progress,
                bar_format="{desc}[stage {n_fmt}/{total_fmt}] |{bar}| {elapsed}")
@@ -169,6 +186,12 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
     if short:  # baselines drawn anew on the subset: the same numbers as `parse-eval --max-length 10`
         short_systems.update(parse_eval.baseline_systems(short))
         reports["wsj10"] = parse_eval.build_report(short, short_systems, treebank=description, max_length=10, seed=0)
+    open_output(out, DEMO_REPORT, overwrite=overwrite)  # the first write
+    try:
+        (out / "plots").mkdir(exist_ok=True)
+        (out / "trees").mkdir(exist_ok=True)
+    except OSError as err:
+        raise os_error(err.filename or out, err) from None
     parse_eval.save_trees(out / "trees" / "trees.txt", systems)
     for r in reports.values():
         say(parse_eval.format_table(r, labels=()) + "\n")
@@ -196,11 +219,8 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
     report = DemoReport(model=model_path, model_info=_model_info(model), perplexity=ppl,
                         parsing={name: r.to_dict() for name, r in reports.items()}, examples=examples,
                         seconds=seconds)
-    try:
-        (out / "results.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
-        (out / "report.md").write_text(markdown_report(report), encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot write the report into {out}: {err.strerror or err}") from None
+    atomic_write_text(out / "results.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_text(out / "report.md", markdown_report(report))
     bar.update(1)
     bar.set_description("demo: done")
     bar.close()

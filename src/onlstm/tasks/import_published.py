@@ -14,6 +14,7 @@ criterion, parameters we would not use, and a vocabulary that does not fit the e
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -22,8 +23,9 @@ from typing import Dict, List, Tuple
 from ..convert import PublishedObject, check_tied, convert_published_state_dict, load_published_pickle, \
     module_state_dict
 from ..errors import UserError
-from ..lm import LanguageModel, LMConfig
+from ..lm import CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, LanguageModel, LMConfig
 from ..text import EOS, UNK, Vocabulary
+from ..training import OutputKind, json_file_has, open_output, prepare_output
 
 PUBLISHED_EOS = ("</s>", "<eos>")  # data.Dictionary's end-of-line token (the published data.py; AWD-LSTM's)
 SOURCE = "yikangshen/Ordered-Neurons main.py"
@@ -137,11 +139,25 @@ def read_vocabulary(path) -> Vocabulary:
         raise UserError(f"{where}: {err}") from None
 
 
-def import_published(checkpoint, corpus, out, parse_layer=None, force: bool = False) -> dict:
-    """Write the model folder ``out`` from a published checkpoint and corpus file; returns a summary."""
+def _is_imported_model(folder: Path) -> bool:
+    """A model folder this command wrote (its config.json records the import)."""
+    if not json_file_has(folder / CONFIG_FILE, "model", "training"):
+        return False
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    return isinstance(config["training"], dict) and "imported_from" in config["training"]
+
+
+#: What ``import-published`` writes (see `onlstm.training.prepare_output`): a model folder;
+#: one it imported before is written again, any other folder needs ``overwrite``.
+IMPORTED_MODEL = OutputKind("model folder imported by import-published",
+                            frozenset({CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE}), _is_imported_model)
+
+
+def import_published(checkpoint, corpus, out, parse_layer=None, overwrite: bool = False) -> dict:
+    """Write the model folder ``out`` from a published checkpoint and corpus file; returns a
+    summary. ``out`` must be new, empty or an earlier import (``overwrite``: any folder)."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not force)):
-        raise UserError(f"{out}: exists and is not an empty folder (pass --force to overwrite a model folder)")
+    prepare_output(out, IMPORTED_MODEL, overwrite=overwrite)
     config, state, info = read_checkpoint(checkpoint)
     vocab = read_vocabulary(corpus)
     if len(vocab) != config.vocab_size:
@@ -155,6 +171,7 @@ def import_published(checkpoint, corpus, out, parse_layer=None, force: bool = Fa
         raise UserError(f"{checkpoint}: the published weights hold NaN or infinite values")
     training = {"data": None, "imported_from": {"checkpoint": Path(checkpoint).name, "corpus": Path(corpus).name,
                                                 "code": SOURCE, "optimizer": info["optimizer"]}}
+    open_output(out, IMPORTED_MODEL, overwrite=overwrite)
     model.save_pretrained(out, extra_config={"training": training})
     return {"out": str(out), "vocab_size": config.vocab_size, "layer_sizes": [config.emb_size] + config.hidden_sizes,
             "chunk_size": config.chunk_size, "wdrop": config.wdrop, "dropconnect_convention": "published",

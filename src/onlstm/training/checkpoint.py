@@ -97,6 +97,10 @@ def _open(path: Path, format: str, legacy_unmarked: bool, with_tensors: bool):
             meta = f.metadata() or {}
             flat = {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
         found = meta.get("format")
+        if "state" not in meta:
+            missing = "'format' and 'state' entries" if found is None else "'state' entry"
+            raise UserError(f"{path}: not an {format} checkpoint: its header has no {missing} in the metadata "
+                            "(the run's settings and progress); a bare safetensors file of weights cannot be used")
         if found != format and not (found is None and legacy_unmarked):
             raise UserError(f"{path}: not an {format} file (its format is {found!r})")
         state = json.loads(meta["state"])

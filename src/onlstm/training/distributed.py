@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 from ..errors import UserError
 
-__all__ = ["DistInfo", "setup_distributed", "teardown_distributed", "all_gather", "agree"]
+__all__ = ["DistInfo", "parse_device", "setup_distributed", "teardown_distributed", "all_gather", "agree"]
 
 
 @dataclass
@@ -38,11 +38,32 @@ class DistInfo:
         return self.rank == 0
 
 
+def parse_device(text: str) -> torch.device:
+    """The torch device ``text`` names (cpu, cuda, cuda:N, mps), if this machine has it;
+    otherwise a `UserError` saying what is missing."""
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"{text!r} is not a device: use cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UserError(f"{text}: no CUDA GPU is available on this machine (torch {torch.__version__}"
+                            f"{'' if torch.version.cuda else ', built without CUDA'}); use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise UserError(f"{text}: this machine has {count} CUDA GPU(s), numbered 0 to {count - 1}")
+        return dev
+    backend = getattr(torch.backends, dev.type, None)
+    if backend is None or not getattr(backend, "is_available", lambda: False)():
+        raise UserError(f"{text}: this device is not available here; use cpu or cuda")
+    return dev
+
+
 def setup_distributed(device: str) -> DistInfo:
     """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, NCCL on CUDA)."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is available")
+    dev = parse_device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo(0, 1, dev)

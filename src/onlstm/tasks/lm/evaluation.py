@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ...batching import batchify, get_batch
 from ...corpus import encode_file, load_corpus
+from ...errors import UserError
 from ...lm import LanguageModel, perplexity
 from ...training import progress_bar
 
@@ -18,10 +19,16 @@ __all__ = ["evaluate_ids", "evaluate_model"]
 
 @torch.no_grad()
 def evaluate_ids(model: LanguageModel, ids: torch.Tensor, batch_size: int = 1, bptt: int = 70,
-                 progress: bool = False) -> float:
+                 progress: bool = False, source: str = "the text") -> float:
     """Mean cross-entropy (nats/token) of a token stream ``ids`` (N,), AWD-LSTM style:
     batchified, consecutive windows of ``bptt`` with the state carried. ``batch_size=1`` is
-    the paper's test setting (the whole text as one sequence)."""
+    the paper's test setting (the whole text as one sequence). Errors name ``source``."""
+    for name, value in (("batch_size", batch_size), ("bptt", bptt)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{name} must be an integer >= 1, got {value!r}")
+    if ids.numel() // batch_size < 2:
+        raise UserError(f"{source} has {ids.numel()} token(s), too few for batch size {batch_size} "
+                        f"(each of the {batch_size} column(s) needs at least 2)")
     was_training = model.training
     model.eval()
     device = model.encoder.weight.device
@@ -54,6 +61,6 @@ def evaluate_model(model: LanguageModel, split: str = "test", data: Optional[str
         ids = encode_file(split, model.vocab, model.text_options)
         source = split
     unk = int((ids == model.vocab.unk_id).sum())
-    loss = evaluate_ids(model, ids, batch_size, bptt, progress=progress)
+    loss = evaluate_ids(model, ids, batch_size, bptt, progress=progress, source=source)
     return dict(source=source, tokens=int(ids.numel()), unk_tokens=unk, loss=loss, perplexity=perplexity(loss),
                 bits_per_token=loss / math.log(2), batch_size=batch_size)

@@ -1,26 +1,35 @@
-"""Sampling text from a language model."""
+"""Sampling text from a language model, one token at a time (so a caller can print as it goes)."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+import math
+from typing import Iterator, List, Optional
 
 import torch
 
 from ...errors import UserError
 from ...lm import LanguageModel
 
-__all__ = ["generate"]
+__all__ = ["sample_tokens", "generate"]
+
+
+def sample_tokens(model: LanguageModel, prompt: str, tokens: int = 50, temperature: float = 1.0,
+                  top_k: Optional[int] = None, seed: int = 0) -> Iterator[str]:
+    """Yield ``tokens`` sampled tokens continuing ``prompt`` (tokenized like the training text),
+    each as soon as it is drawn: softmax of logits / ``temperature``, among the ``top_k`` most
+    likely when given. The arguments are checked before the model runs."""
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+        raise UserError(f"--tokens must be an integer >= 0, got {tokens!r}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise UserError(f"--temperature must be a finite number > 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise UserError(f"--top-k must be an integer >= 1, got {top_k!r}")
+    return _sample(model, prompt, tokens, float(temperature), top_k, seed)
 
 
 @torch.no_grad()
-def generate(model: LanguageModel, prompt: str, tokens: int = 50, temperature: float = 1.0,
-             top_k: Optional[int] = None, seed: int = 0) -> List[str]:
-    """Sample ``tokens`` tokens continuing ``prompt`` (tokenized like the training text):
-    softmax of logits / ``temperature``, among the ``top_k`` most likely when given."""
-    if temperature <= 0:
-        raise UserError(f"--temperature must be > 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise UserError(f"--top-k must be >= 1, got {top_k}")
+def _sample(model: LanguageModel, prompt: str, tokens: int, temperature: float, top_k: Optional[int],
+            seed: int) -> Iterator[str]:
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     eos = model.vocab.eos_id
@@ -28,14 +37,18 @@ def generate(model: LanguageModel, prompt: str, tokens: int = 50, temperature: f
     device = model.encoder.weight.device
     out = model(torch.tensor(ids, device=device).view(-1, 1))
     hidden, logits = out.hidden, out.logits[-1, 0]
-    words: List[str] = []
     for _ in range(tokens):
         scores = logits.float().cpu() / temperature
         if top_k is not None and top_k < scores.numel():
             kth = torch.topk(scores, top_k).values[-1]
             scores = scores.masked_fill(scores < kth, float("-inf"))
         nxt = int(torch.multinomial(torch.softmax(scores, -1), 1, generator=gen))
-        words.append(model.vocab.token(nxt))
+        yield model.vocab.token(nxt)
         out = model(torch.tensor([[nxt]], device=device), hidden)
         hidden, logits = out.hidden, out.logits[-1, 0]
-    return words
+
+
+def generate(model: LanguageModel, prompt: str, tokens: int = 50, temperature: float = 1.0,
+             top_k: Optional[int] = None, seed: int = 0) -> List[str]:
+    """The tokens of `sample_tokens` as a list."""
+    return list(sample_tokens(model, prompt, tokens, temperature, top_k, seed))

@@ -39,18 +39,38 @@ from ...batching import BPTTSampler, batchify, get_batch, shard_columns
 from ...corpus import load_corpus
 from ...errors import UserError
 from ...fileio import atomic_write_text
-from ...lm import LanguageModel, perplexity
+from ...lm import CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, LanguageModel, perplexity
 from ...text import TextOptions, Vocabulary
-from ...training import (CHECKPOINT_FILE, DistInfo, Epoch, MetricsLog, StopRules, all_gather, capture_rng,
-                         check_finite, read_checkpoint, restore_rng, resume_settings, run_epochs,
-                         setup_distributed, teardown_distributed, write_checkpoint)
-from .config import FIXED_ON_RESUME, TrainConfig, check_names
+from ...training import (CHECKPOINT_FILE, METRICS_FILE, DistInfo, Epoch, MetricsLog, OutputKind, StopRules, all_gather,
+                         capture_rng, check_finite, json_file_has, open_output, read_checkpoint, read_checkpoint_state,
+                         restore_rng, resume_settings, run_epochs, setup_distributed, teardown_distributed,
+                         write_checkpoint)
+from .config import FIXED_ON_RESUME, SAVED_BEFORE, TrainConfig, check_overrides, saved_settings
 from .evaluation import evaluate_ids
 
-__all__ = ["FORMAT", "TRAIN_CONFIG_FILE", "TrainResult", "LMRecipe", "train"]
+__all__ = ["FORMAT", "TRAIN_CONFIG_FILE", "LM_RUN", "TrainResult", "LMRecipe", "train"]
 
 FORMAT = "onlstm-lm-checkpoint"
 TRAIN_CONFIG_FILE = "train_config.json"
+
+
+def _is_lm_run(folder: Path) -> bool:
+    """A language-model run folder: its checkpoint is one, or (stopped before the first
+    checkpoint) it holds the run's settings."""
+    if (folder / CHECKPOINT_FILE).is_file():
+        try:
+            read_checkpoint_state(folder / CHECKPOINT_FILE, FORMAT, legacy_unmarked=True)
+            return True
+        except UserError:
+            return False
+    return json_file_has(folder / TRAIN_CONFIG_FILE, "hidden_sizes", "bptt")
+
+
+#: What ``onlstm train`` writes into its run folder (see `onlstm.training.prepare_output`).
+LM_RUN = OutputKind("language-model training run",
+                    frozenset({CHECKPOINT_FILE, METRICS_FILE, TRAIN_CONFIG_FILE, WEIGHTS_FILE, CONFIG_FILE,
+                               VOCAB_FILE}),
+                    _is_lm_run, format=FORMAT, legacy_unmarked=True, resumable=True)
 
 
 @dataclass
@@ -64,22 +84,27 @@ class TrainResult:
 
 
 def train(cfg: Optional[TrainConfig], run_dir, resume: bool = False, log: Callable[[str], None] = print,
-          progress: Optional[bool] = None, resume_overrides: Optional[Dict[str, Any]] = None) -> TrainResult:
+          progress: Optional[bool] = None, resume_overrides: Optional[Dict[str, Any]] = None,
+          overwrite: bool = False) -> TrainResult:
     """Train (or resume) a language model into ``run_dir``. See the module docstring.
 
-    With ``resume=True`` the run's saved settings are used (``cfg`` may be None), updated by
-    ``resume_overrides`` (e.g. a longer ``epochs`` or ``max_minutes``, a lower ``lr``)."""
+    ``run_dir`` must be new, empty, or this kind of run (`LM_RUN`; ``overwrite``: any folder,
+    whose run files are replaced). With ``resume=True`` the run's saved settings are used
+    (``cfg`` may be None), updated by ``resume_overrides`` (e.g. a longer ``epochs`` or
+    ``max_minutes``, a lower ``lr``); a setting the run did not record yet takes the value it
+    was trained with (``dropconnect_convention``: ``"rescaled"``)."""
     run_dir = Path(run_dir)
-    changed = {k: v for k, v in (resume_overrides or {}).items() if v is not None}
+    changed = check_overrides(resume_overrides or {}, "the settings given with --resume") if resume else {}
+    saved = resume_settings(run_dir, resume, LM_RUN, changed, FIXED_ON_RESUME, overwrite=overwrite,
+                            recorded_later=SAVED_BEFORE)
     if resume:
-        check_names(changed)
-        cfg = TrainConfig(**resume_settings(run_dir, True, FORMAT, changed, FIXED_ON_RESUME, legacy_unmarked=True))
-    else:
-        resume_settings(run_dir, False, FORMAT)
+        cfg = saved_settings(saved, f"the run in {run_dir}")
+    cfg.check_model(f"the run in {run_dir}" if resume else "the settings")
     info = setup_distributed(cfg.device)
     try:
         show = progress if progress is not None else (info.is_main and sys.stderr.isatty())
-        recipe = LMRecipe(cfg, run_dir, info, resume=resume, changed=changed, log=log, show=show)
+        recipe = LMRecipe(cfg, run_dir, info, resume=resume, changed=changed, log=log, show=show,
+                          overwrite=overwrite)
         stop = StopRules(cfg.max_minutes, cfg.max_steps)
         reason = run_epochs(recipe, stop, info, show_progress=show, checkpoint_minutes=cfg.checkpoint_minutes)
     except BaseException:
@@ -130,13 +155,11 @@ class LMRecipe:
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, info: DistInfo, *, resume: bool, changed: Dict[str, Any],
-                 log: Callable[[str], None], show: bool):
+                 log: Callable[[str], None], show: bool, overwrite: bool = False):
         self.cfg, self.run_dir, self.info, self.log, self.show = cfg, run_dir, info, log, show
         self.ckpt_path = run_dir / CHECKPOINT_FILE
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        if cfg.optimizer not in ("sgd", "adam"):
-            raise UserError(f"unknown optimizer {cfg.optimizer!r}; choose 'sgd' or 'adam'")
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.corpus = load_corpus(cfg.data, options=TextOptions(cfg.char_level, cfg.lower, cfg.digits_to_N),
@@ -168,7 +191,7 @@ class LMRecipe:
         if resume:
             self._load(changed)
         if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            open_output(run_dir, LM_RUN, overwrite=overwrite)
             atomic_write_text(run_dir / TRAIN_CONFIG_FILE, json.dumps(asdict(cfg), indent=2) + "\n")
             self.metrics.start(resume)
             log(f"{'resuming' if resume else 'training'} {cfg.cell} LM: {self.model.num_parameters() / 1e6:.2f}M "

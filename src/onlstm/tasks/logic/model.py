@@ -14,13 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import UserError
+from ...layer import DROPCONNECT_CONVENTIONS
+from ...lm_config import MAX_SIZE
 from ...training import CHECKPOINT_FILE, read_checkpoint
+from ...training.settings import NONNEGATIVE_FLOAT, POSITIVE_FLOAT, POSITIVE_INT, PROBABILITY, SEED, Check, \
+    validate_settings
 from .data import MAX_K, RELATIONS, SymbolTable
 
 FORMAT = "onlstm-logic"
@@ -32,7 +37,8 @@ RESULTS = "results.json"
 
 @dataclass
 class LogicConfig:
-    """Everything that defines a run (saved in the checkpoint and ``config.json``)."""
+    """Everything that defines a run (saved in the checkpoint and ``config.json``); every
+    field is checked when a config is made (`CHECKS`; a `UserError` naming the field)."""
 
     cell: str = "onlstm"  # "onlstm" | "lstm"
     embed_size: int = 128
@@ -41,6 +47,9 @@ class LogicConfig:
     chunk_size: int = 10  # ON-LSTM only: hidden_size / chunk_size levels
     dropout: float = 0.2  # on embeddings, on the features, inside the MLP
     dropconnect: float = 0.0  # ON-LSTM only: on the hidden-to-hidden weights
+    # ON-LSTM's DropConnect (onlstm.layer): "published" (the ON-LSTM code's) or "rescaled";
+    # a config saved before it was recorded was trained "rescaled" (from_dict)
+    dropconnect_convention: str = "published"
     keep_parens: bool = True  # feed the brackets to the encoder
     max_ops: int = 6  # train on train0..train{max_ops}
     valid_fraction: float = 0.1
@@ -52,28 +61,47 @@ class LogicConfig:
     epochs: int = 20
     seed: int = 1111
 
-    def validate(self) -> "LogicConfig":
-        if self.cell not in ("onlstm", "lstm"):
-            raise UserError(f"--cell must be onlstm or lstm, got {self.cell!r}")
+    CHECKS: ClassVar[dict] = {}  # filled below the class: one Check per field
+    #: The value of a setting in configs saved before it was recorded.
+    SAVED_BEFORE: ClassVar[dict] = {"dropconnect_convention": "rescaled"}
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self, where: str = "logic settings") -> "LogicConfig":
+        """Check every field (types and ranges) and how they fit together; returns self."""
+        for name, value in validate_settings(type(self), self.__dict__, where).items():
+            setattr(self, name, value)
         if self.cell == "onlstm" and self.hidden_size % self.chunk_size:
-            raise UserError(f"--chunk-size {self.chunk_size} must divide --hidden {self.hidden_size}")
+            raise UserError(f"{where}: chunk_size (--chunk-size) {self.chunk_size} must divide hidden_size "
+                            f"(--hidden) {self.hidden_size}")
         if self.cell == "lstm" and self.dropconnect:
-            raise UserError("--dropconnect applies to --cell onlstm only")
-        if not 0 <= self.max_ops <= MAX_K:
-            raise UserError(f"--max-ops must be in 0..{MAX_K}")
-        if not 0 < self.valid_fraction < 1:
-            raise UserError("--valid-fraction must be in (0, 1)")
-        for name in ("embed_size", "hidden_size", "mlp_hidden", "batch_size", "epochs"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"{name} must be positive")
-        if not (0 <= self.dropout < 1 and 0 <= self.dropconnect < 1):
-            raise UserError("dropout rates must be in [0, 1)")
+            raise UserError(f"{where}: dropconnect (--dropconnect) applies to cell onlstm only")
         return self
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LogicConfig":
+    def from_dict(cls, d: dict, where: str = "logic settings") -> "LogicConfig":
+        """A saved config (unknown names, e.g. of later versions, are left out; a setting it
+        lacks that was recorded later takes `SAVED_BEFORE`'s value), checked naming ``where``."""
+        if not isinstance(d, dict):
+            raise UserError(f"{where}: the config must be an object of settings, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        values = {**cls.SAVED_BEFORE, **{k: v for k, v in d.items() if k in names}}
+        try:
+            return cls(**values)
+        except UserError as err:
+            raise UserError(str(err).replace("logic settings", where, 1)) from None
+
+
+_SIZE = Check(int, low=1, high=MAX_SIZE)
+LogicConfig.CHECKS = {
+    "cell": Check(str, choices=("onlstm", "lstm")), "embed_size": _SIZE, "hidden_size": _SIZE, "mlp_hidden": _SIZE,
+    "chunk_size": _SIZE, "dropout": PROBABILITY, "dropconnect": PROBABILITY,
+    "dropconnect_convention": Check(str, choices=DROPCONNECT_CONVENTIONS), "keep_parens": Check(bool),
+    "max_ops": Check(int, low=0, high=MAX_K), "valid_fraction": Check(float, low=0, high=1, low_open=True, high_open=True),
+    "train_limit": Check(int, low=1, optional=True), "batch_size": POSITIVE_INT, "lr": POSITIVE_FLOAT,
+    "weight_decay": NONNEGATIVE_FLOAT, "clip": NONNEGATIVE_FLOAT, "epochs": POSITIVE_INT, "seed": SEED,
+}
 
 
 class LogicClassifier(nn.Module):
@@ -121,7 +149,8 @@ def build_encoder(config: LogicConfig) -> nn.Module:
     from ...layer import ONLSTM  # imported here: the logic task does not need it for --cell lstm
 
     return ONLSTM(config.embed_size, config.hidden_size, num_layers=1, chunk_size=config.chunk_size,
-                  batch_first=True, dropout=0.0, dropconnect=config.dropconnect)
+                  batch_first=True, dropout=0.0, dropconnect=config.dropconnect,
+                  dropconnect_convention=config.dropconnect_convention)
 
 
 def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[LogicClassifier, dict]:
@@ -133,7 +162,9 @@ def load_model(run_dir: str | Path, which: str = "best", device: str = "cpu") ->
         raise UserError(f"{run_dir} is not a directory")
     path = run_dir / (BEST if which == "best" and (run_dir / BEST).exists() else CHECKPOINT)
     tensors, info = read_checkpoint(path, FORMAT)
-    model = LogicClassifier(LogicConfig.from_dict(info["config"]), len(SymbolTable(info["vocab"])))
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict) or "vocab" not in info:
+        raise UserError(f"{path}: the checkpoint's state has no 'config' and 'vocab' of a logic run")
+    model = LogicClassifier(LogicConfig.from_dict(info["config"], str(path)), len(SymbolTable(info["vocab"])))
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     model.to(device).eval()
     info["file"] = path.name

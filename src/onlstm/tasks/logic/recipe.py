@@ -23,22 +23,35 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...errors import UserError
 from ...fileio import atomic_write_text
-from ...training import (DistInfo, Epoch, MetricsLog, StopRules, capture_rng, check_finite, read_checkpoint,
-                         restore_rng, resume_settings, run_epochs, write_checkpoint)
+from ...training import (METRICS_FILE, DistInfo, Epoch, MetricsLog, OutputKind, StopRules, capture_rng, check_finite,
+                         json_file_has, open_output, parse_device, read_checkpoint, restore_rng, resume_settings,
+                         run_epochs, write_checkpoint)
+from ...training.settings import POSITIVE_FLOAT, POSITIVE_INT
 from .data import RELATIONS, SYMBOLS, Encoded, SymbolTable, read_file, split_train_valid
 from .evaluation import accuracy, evaluate_run, format_table
 from .model import BEST, CHECKPOINT, CONFIG, FORMAT, RESULTS, LogicClassifier, LogicConfig
 
 # the harness's stop reasons -> what `Trainer.run` returns
 _STATUS = {"interrupt": "interrupted", "max_minutes": "time", "max_steps": "steps"}
+
+
+def _is_logic_run(folder: Path) -> bool:
+    """A logic run folder: its config.json is a logic run's (written before anything else)."""
+    return json_file_has(folder / CONFIG, "config", "vocab", "relations")
+
+
+#: What ``logic train`` writes into its run folder (see `onlstm.training.prepare_output`).
+LOGIC_RUN = OutputKind("logic training run", frozenset({CONFIG, CHECKPOINT, BEST, METRICS_FILE, RESULTS}),
+                       _is_logic_run, format=FORMAT, resumable=True)
 
 
 def upgrade_legacy_checkpoint(tensors: dict, state: dict) -> tuple[dict, dict]:
@@ -78,18 +91,23 @@ class Trainer:
     def __init__(self, out: str | Path, config: LogicConfig | None = None, *, resume: bool = False,
                  resume_overrides: dict | None = None, epochs: int | None = None, max_minutes: float | None = None,
                  max_steps: int | None = None, device: str | None = None, progress: bool = True,
-                 data_dir: Path | None = None, log=print):
+                 data_dir: Path | None = None, log=print, overwrite: bool = False):
         self.out = Path(out)
+        for name, value, check in (("max_minutes", max_minutes, POSITIVE_FLOAT), ("max_steps", max_steps, POSITIVE_INT)):
+            problem = None if value is None else check.problem(value)
+            if problem:
+                raise UserError(f"{name} {problem}")
         self.max_minutes, self.max_steps = max_minutes, max_steps
         self.progress, self.data_dir, self.log = progress, data_dir, log
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = str(parse_device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
         self.info = DistInfo(device=torch.device(self.device))
         requested = asdict(config) if config is not None else resume_overrides
-        saved = resume_settings(self.out, resume, FORMAT, requested)
-        self.config = LogicConfig.from_dict(saved) if resume else (config or LogicConfig())
+        saved = resume_settings(self.out, resume, LOGIC_RUN, requested, overwrite=overwrite,
+                                recorded_later=LogicConfig.SAVED_BEFORE)
+        self.config = LogicConfig.from_dict(saved, f"the run in {self.out}") if resume else (config or LogicConfig())
         if epochs is not None:
-            self.config.epochs = epochs
-        cfg = self.config.validate()
+            self.config = replace(self.config, epochs=epochs)
+        cfg = self.config
         tensors, state = upgrade_legacy_checkpoint(*read_checkpoint(self.out / CHECKPOINT, FORMAT)) if resume \
             else (None, None)
 
@@ -116,7 +134,7 @@ class Trainer:
             self.metrics.lines = state.get("metric_lines", len(self.history))
             restore_rng(tensors, state, self.info)
         else:
-            self.out.mkdir(parents=True, exist_ok=True)
+            open_output(self.out, LOGIC_RUN, overwrite=overwrite)
             atomic_write_text(self.out / CONFIG, json.dumps(
                 {"config": asdict(cfg), "vocab": self.vocab.itos, "relations": list(RELATIONS),
                  "train_pairs": len(self.train_data), "valid_pairs": len(self.valid_data)}, indent=2) + "\n")
