@@ -17,24 +17,28 @@ Two backends:
 
 The rule (:func:`backend`), a rule and not a timing race, so that one machine with one
 installation always takes the same path (bit-exact resume, same seed -> same numbers):
-``"onednn"`` exactly when the tensors are float32 on the CPU, the machine is x86-64, torch
-is built with oneDNN and ``torch.backends.mkldnn`` is enabled, neither ``ONLSTM_GEMM=default``
-nor ``ONLSTM_NO_KERNEL=1`` is set, and a one-off probe on fixed values (no random numbers:
-the global RNG is not touched) gives the same product as ``torch.mm``. Everything else —
-float64 (oneDNN has no float64 matmul), CUDA, other architectures, a torch without oneDNN,
-any failure of the probe — takes ``"default"``. ``ONLSTM_GEMM=onednn`` does not force
-anything the rule refuses.
+a product takes ``"onednn"`` exactly when the tensors are float32 on the CPU, the machine is
+x86-64, the product is in the row of the CPU's vendor (``vendor_id`` of /proc/cpuinfo) in
+``_ONEDNN_PRODUCTS``, torch is built with oneDNN and ``torch.backends.mkldnn`` is enabled,
+neither ``ONLSTM_GEMM=default`` nor ``ONLSTM_NO_KERNEL=1`` is set, and a one-off probe on
+fixed values (no random numbers: the global RNG is not touched) gives the same products as
+``torch.mm``. Everything else — float64 (oneDNN has no float64 matmul), CUDA, other
+architectures, a torch without oneDNN, any failure of the probe — takes ``"default"``.
+``ONLSTM_GEMM=onednn`` does not force anything the rule refuses.
 
-Why oneDNN on every x86 CPU, measured with ``benchmarks/gemm.py`` (float32, 2 threads,
-torch 2.13, the real shapes of a paper-size step: N = bptt x batch = 1400 rows):
+Why (float32, 2 threads, torch 2.13, the shapes of a paper-size step, N = 1400 rows;
+``python benchmarks/gemm.py`` measures them on the machine at hand):
 
-- AMD EPYC Zen 5 (AVX-512): MKL 159-201 GF/s, oneDNN 415-462 GF/s on every shape
-  (2.2-2.6x; issue 11). MKL's switches (MKL_ENABLE_INSTRUCTIONS, MKL_DEBUG_CPU_TYPE)
-  change nothing there.
-- Intel Xeon Sapphire Rapids (AVX-512, AMX; fp32 does not use AMX): see docs/results.md
-  §1 for the table; oneDNN is at least as fast as MKL on these shapes within noise.
-
-So the rule never loses much where MKL is good (Intel) and gains 2x where it is not (AMD).
+- AMD EPYC Zen 5 (AVX-512): MKL 159-201 GF/s, oneDNN 415-462 GF/s on every product,
+  the forward, the input gradient and the weight gradient (373 GF/s with the transposes made
+  contiguous): 2.2-2.6x (issue 11). MKL's switches (MKL_ENABLE_INSTRUCTIONS,
+  MKL_DEBUG_CPU_TYPE) change nothing there. Hence every product on oneDNN for AMD, and
+  for x86 vendors not in the table.
+- Intel Xeon: the two libraries are close on Intel CPUs (issue 11). The Intel row
+  of the table also sends every product to oneDNN until ``benchmarks/gemm.py`` on a quiet
+  Intel machine says otherwise; docs/results.md §1 keeps what has been measured. A
+  product whose oneDNN path is slower there is taken out of the Intel row, nothing else
+  changes.
 """
 
 from __future__ import annotations
@@ -99,8 +103,8 @@ def onednn_available() -> bool:
 
 
 PRODUCTS = ("forward", "input_grad", "weight_grad")
-# Which products oneDNN does, by CPU vendor (measurements in the module docstring); other
-# x86 vendors take the AMD row.
+# Which products oneDNN does, by CPU vendor (the measurements are in the module docstring
+# and docs/results.md §1); x86 vendors not listed take the AMD row.
 _ONEDNN_PRODUCTS = {
     "AuthenticAMD": frozenset(PRODUCTS),
     "GenuineIntel": frozenset(PRODUCTS),

@@ -7,7 +7,7 @@ The maths is :func:`onlstm.cell.cell_step` (docs/spec.md §1), run over T steps 
 - the time loop does one matrix product per step (``U h_{t-1}``) and writes every
   intermediate into preallocated buffers (:class:`ForwardBuffers`);
 - the backward runs the loop in reverse and computes the recurrent weight gradient with a
-  single matrix product over the sequence.
+  single matrix product over the sequence (through :mod:`onlstm.gemm`'s backend).
 
 Each loop exists twice with the same buffers: in PyTorch ops (the fallback, and the
 float64 reference path of the tests), and with one native call per step for the
