@@ -208,3 +208,59 @@ def test_a_checkpoint_in_the_old_layout_resumes_exactly(corpus, tmp_path):
             resume_overrides={"max_steps": 10**9})
     assert _train_losses(tmp_path / "full") == _train_losses(tmp_path / "cut")
     assert _valid_losses(tmp_path / "full") == _valid_losses(tmp_path / "cut")
+
+
+def test_the_dropconnect_convention_is_recorded_and_an_old_run_resumes_rescaled(corpus, tmp_path):
+    from onlstm.cli import main
+    from onlstm.lm import LanguageModel
+    from onlstm.tasks.lm.recipe import FORMAT
+    from onlstm.training import read_checkpoint, write_checkpoint
+
+    quiet = dict(log=lambda s: None, progress=False)
+    new = T.train(_cfg(corpus, epochs=1), tmp_path / "new", **quiet).run_dir
+    assert json.loads((new / "train_config.json").read_text())["dropconnect_convention"] is None  # the cell's own:
+    assert LanguageModel.from_pretrained(new).config.dropconnect_convention == "published"  # ON-LSTM's published
+    T.train(_cfg(corpus, epochs=1, dropconnect_convention="rescaled"), tmp_path / "chosen", **quiet)
+    assert LanguageModel.from_pretrained(tmp_path / "chosen").config.dropconnect_convention == "rescaled"
+
+    # a run saved before the setting existed: its checkpoint's settings lack it
+    old = tmp_path / "old"
+    T.train(_cfg(corpus, epochs=1, max_steps=3), old, **quiet)
+    tensors, state = read_checkpoint(old / "checkpoint.safetensors", FORMAT)
+    del state["config"]["dropconnect_convention"]
+    write_checkpoint(old / "checkpoint.safetensors", tensors, state, FORMAT)
+    (old / "train_config.json").write_text(json.dumps(state["config"]))
+    with pytest.raises(UserError, match="cannot change dropconnect_convention"):
+        T.train(None, old, resume=True, resume_overrides={"dropconnect_convention": "published"}, **quiet)
+    assert main(["train", "--resume", "--out", str(old), "--dropconnect-convention", "rescaled",
+                 "--max-steps", "100000"]) == 0
+    assert LanguageModel.from_pretrained(old).config.dropconnect_convention == "rescaled"
+    assert json.loads((old / "train_config.json").read_text())["dropconnect_convention"] == "rescaled"
+    _, state = read_checkpoint(old / "checkpoint.safetensors", FORMAT)
+    assert state["config"]["dropconnect_convention"] == "rescaled"
+
+
+def test_settings_are_checked_where_they_are_read(tmp_path):
+    with pytest.raises(UserError, match=r"training settings: lr must be a number > 0, got 'fast'"):
+        T.TrainConfig(lr="fast")
+    with pytest.raises(UserError, match=r"hidden_sizes must be a non-empty list of integers >= 1, got \[\]"):
+        T.TrainConfig(hidden_sizes=[])
+    cfg = T.TrainConfig(lr=1, max_vocab=None)
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    f = tmp_path / "s.json"
+    for text, match in (('{"bptt": 0}', "s.json: bptt must be an integer >= 1, got 0"),
+                        ('{"batch_size": true}', "s.json: batch_size must be an integer >= 1, got True"),
+                        ('{"epochs": 2.5}', "s.json: epochs must be an integer >= 1"),
+                        ('{"dropouth": -0.1}', r"s.json: dropouth must be a number in \[0, 1\)"),
+                        ('{"optimizer": "rmsprop"}', "s.json: optimizer must be one of 'sgd', 'adam'"),
+                        ('{"data": 3}', "s.json: data must be a string or null"),
+                        ('{"device": "gpu"}', "s.json: device must be cpu, cuda or cuda:N"),
+                        ('{"lr": 1, "lr2": 2, "momentum": 0}', "s.json: unknown settings 'lr2', 'momentum'"),
+                        ('"lr"', "s.json: the settings must be an object")):
+        f.write_text(text)
+        with pytest.raises(UserError, match=match):
+            T.resolve_config("tiny", str(f))
+    f.write_text('{"hidden_sizes": [22, 16]}')  # checked as the model will be, before any data is read
+    with pytest.raises(UserError, match=r"s.json \(with the preset and flags\): chunk_size \(4\) must divide"):
+        T.resolve_config("tiny", str(f))
+    assert sorted(T.TrainConfig.CHECKS) == sorted(T.TrainConfig.field_names())

@@ -209,3 +209,45 @@ def test_metrics_log_cuts_back_to_the_checkpointed_lines(tmp_path):
     quiet.start(resume=False)
     quiet.write({"x": 1})
     assert quiet.lines == 1 and not (tmp_path / "other").exists()
+
+
+def test_one_check_per_setting_for_files_and_flags():
+    import argparse
+    from dataclasses import dataclass
+    from typing import ClassVar, Optional
+
+    from onlstm.cli import argtypes
+    from onlstm.training import Check, validate_settings
+
+    @dataclass
+    class S:
+        n: int = 1
+        p: float = 0.5
+        name: Optional[str] = None
+        sizes: tuple = (1,)
+        CHECKS: ClassVar[dict] = {"n": Check(int, low=1, high=9), "p": Check(float, low=0, high=1, high_open=True),
+                                  "name": Check(str, choices=("a", "b"), optional=True),
+                                  "sizes": Check(int, low=1, many=True)}
+
+    assert validate_settings(S, {"n": 3, "p": 0, "sizes": [2, 3]}, "f") == {"n": 3, "p": 0.0, "sizes": [2, 3]}
+    for values, message in (({"n": 0}, r"f: n must be an integer in \[1, 9\], got 0"),
+                            ({"n": True}, "got True"), ({"n": 2.0}, "got 2.0"),
+                            ({"p": 1}, r"f: p must be a number in \[0, 1\), got 1"),
+                            ({"p": float("nan")}, "got nan"), ({"name": "c"}, "name must be one of 'a', 'b' or null"),
+                            ({"sizes": []}, "sizes must be a non-empty list of integers >= 1"),
+                            ({"sizes": [1, -1]}, r"got \[1, -1\]"), ({"x": 1}, "f: unknown setting 'x'")):
+        with pytest.raises(UserError, match=message):
+            validate_settings(S, values, "f")
+    parse = argtypes.from_check(S.CHECKS["n"])
+    assert parse("4") == 4
+    for text, message in (("10", r"must be an integer in \[1, 9\], got '10'"), ("x", "got 'x'"), ("2.5", "'2.5'")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            parse(text)
+    assert argtypes.boolean("Yes") is True and argtypes.boolean("off") is False
+    with pytest.raises(argparse.ArgumentTypeError, match="must be a finite number"):
+        argtypes.finite_float("-inf")
+    assert argtypes.probability("0") == 0.0 and argtypes.seed("0") == 0
+    with pytest.raises(argparse.ArgumentTypeError, match=r"must be an integer in \[0, 4294967295\], got '-1'"):
+        argtypes.seed("-1")
+    with pytest.raises(argparse.ArgumentTypeError, match="'tpu:0' is not a device"):
+        argtypes.device("tpu:0")

@@ -239,3 +239,49 @@ def _safetensors_keys(path):
 
     with safe_open(str(path), "pt") as f:
         return set(f.keys())
+
+
+def test_the_dropconnect_convention_is_recorded_and_old_runs_resume_rescaled(tmp_path):
+    from onlstm.training import read_checkpoint, write_checkpoint
+
+    quiet = dict(progress=False, log=lambda *a: None)
+    cfg = L.LogicConfig(epochs=1, dropconnect=0.3, **TINY)
+    assert cfg.dropconnect_convention == "published"  # new runs: the ON-LSTM code's
+    assert L.LogicConfig.from_dict({"cell": "onlstm"}).dropconnect_convention == "rescaled"  # saved before it was
+    t = L.Trainer(tmp_path / "new", cfg, max_steps=2, **quiet)
+    assert t.model.encoder.dropconnect_convention == "published"
+    t.run()
+    assert json.loads((tmp_path / "new" / L.CONFIG).read_text())["config"]["dropconnect_convention"] == "published"
+    path = tmp_path / "new" / L.CHECKPOINT
+    tensors, state = read_checkpoint(path, L.FORMAT)
+    assert state["config"]["dropconnect_convention"] == "published"
+    del state["config"]["dropconnect_convention"]  # as a checkpoint written before the setting existed
+    write_checkpoint(path, tensors, state, L.FORMAT)
+    old = L.Trainer(tmp_path / "new", resume=True, **quiet)
+    assert old.config.dropconnect_convention == "rescaled" and old.model.encoder.dropconnect_convention == "rescaled"
+    with pytest.raises(UserError, match="cannot change dropconnect_convention"):
+        L.Trainer(tmp_path / "new", resume=True, resume_overrides={"dropconnect_convention": "published"}, **quiet)
+
+
+def test_logic_settings_are_checked_and_foreign_folders_refused(tmp_path, capsys):
+    with pytest.raises(UserError, match=r"logic settings: hidden_size must be an integer in \[1, 100000\], got 0"):
+        L.LogicConfig(hidden_size=0)
+    with pytest.raises(UserError, match=r"logic settings: lr must be a number > 0, got 'fast'"):
+        L.LogicConfig(lr="fast")
+    with pytest.raises(UserError, match="chunk_size .* must divide hidden_size"):
+        L.LogicConfig(hidden_size=16, chunk_size=5)
+    with pytest.raises(UserError, match=r"run/best.safetensors: seed must be an integer in \[0, "):
+        L.LogicConfig.from_dict({"seed": -1}, "run/best.safetensors")
+    with pytest.raises(UserError, match="max_steps must be an integer >= 1"):
+        L.Trainer(tmp_path / "r", L.LogicConfig(**TINY), max_steps=0)
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    (lm / "config.json").write_text('{"model": {}}')
+    args = ["logic", "train", "--out", str(lm), "--cell", "lstm", "--embed", "8", "--hidden", "16", "--mlp-hidden",
+            "8", "--train-limit", "20", "--batch-size", "16", "--max-steps", "1", "--quiet"]
+    assert main(args) == 2
+    assert "lm: not empty and not a logic training run (it holds config.json)" in capsys.readouterr().err
+    assert (lm / "config.json").read_text() == '{"model": {}}'
+    assert main(args + ["--overwrite"]) == 0
+    assert json.loads((lm / "config.json").read_text())["config"]["hidden_size"] == 16
+    assert main(args) == 2 and "already holds a logic training run" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from ..tasks.lm import sample_tokens
+from ..training import StopRules
 from . import argtypes
 from .common import add_model_argument, load_model
 
@@ -33,17 +34,21 @@ def run(args) -> int:
     tokens = sample_tokens(model, args.prompt, args.tokens, args.temperature, args.top_k, args.seed)
     out.write(args.prompt)
     line_start = not args.prompt
-    try:
-        for word in tokens:
-            if word == "<eos>":
+    # a first Ctrl-C stops after the word being written (never half a word); a second one at once
+    with StopRules() as stop:
+        try:
+            for word in tokens:
+                if word == "<eos>":
+                    out.write("\n")
+                    line_start = True
+                else:
+                    out.write(("" if line_start else " ") + word)
+                    line_start = False
+                out.flush()
+                if stop.interrupted:
+                    raise KeyboardInterrupt
+        finally:  # also on Ctrl-C: end the last line so the shell prompt starts on its own
+            if not line_start:
                 out.write("\n")
-                line_start = True
-            else:
-                out.write(("" if line_start else " ") + word)
-                line_start = False
-            out.flush()
-    finally:  # also on Ctrl-C: end the last line so the shell prompt starts on its own
-        if not line_start:
-            out.write("\n")
-            out.flush()
+                out.flush()
     return 0

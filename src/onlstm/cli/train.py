@@ -88,7 +88,7 @@ def run(args) -> int:
         if args.preset or args.config:
             raise UserError("--resume continues a run with its own settings; --preset/--config cannot be combined "
                             "with it (individual flags such as --epochs or --max-minutes can)")
-        result = task.train(None, args.out, resume=True, resume_overrides=overrides)
+        result = task.train(None, args.out, resume=True, resume_overrides=overrides, overwrite=args.overwrite)
     else:
         result = task.train(task.resolve_config(args.preset, args.config, overrides), args.out,
                             overwrite=args.overwrite)

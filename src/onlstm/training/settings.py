@@ -53,13 +53,14 @@ class Check:
             text = "a string"
         else:
             noun = "an integer" if self.kind is int else "a number"
-            if self.low is not None and self.high is not None:
-                text = (f"{noun} in {'(' if self.low_open else '['}{self.low:g}, "
-                        f"{self.high:g}{')' if self.high_open else ']'}")
-            elif self.low is not None:
-                text = f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
-            elif self.high is not None:
-                text = f"{noun} {'<' if self.high_open else '<='} {self.high:g}"
+            low, high = (None if b is None else (str(b) if isinstance(b, int) else f"{b:g}")
+                         for b in (self.low, self.high))
+            if low is not None and high is not None:
+                text = f"{noun} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+            elif low is not None:
+                text = f"{noun} {'>' if self.low_open else '>='} {low}"
+            elif high is not None:
+                text = f"{noun} {'<' if self.high_open else '<='} {high}"
             else:
                 text = f"a finite {'integer' if self.kind is int else 'number'}"
         if self.many:

@@ -120,7 +120,7 @@ TrainConfig.CHECKS = {
     "max_vocab": Check(int, low=2, optional=True), "min_count": POSITIVE_INT,
     "optimizer": Check(str, choices=("sgd", "adam")), "lr": POSITIVE_FLOAT, "clip": NONNEGATIVE_FLOAT,
     "wdecay": NONNEGATIVE_FLOAT, "alpha": NONNEGATIVE_FLOAT, "beta": NONNEGATIVE_FLOAT,
-    "batch_size": POSITIVE_INT, "eval_batch_size": POSITIVE_INT, "bptt": Check(int, low=2),
+    "batch_size": POSITIVE_INT, "eval_batch_size": POSITIVE_INT, "bptt": POSITIVE_INT,
     "variable_bptt": Check(bool), "nonmono": POSITIVE_INT, "asgd": Check(bool), "epochs": POSITIVE_INT,
     "max_minutes": Check(float, low=0, low_open=True, optional=True), "max_steps": Check(int, low=1, optional=True),
     "seed": SEED, "log_interval": POSITIVE_INT, "checkpoint_minutes": NONNEGATIVE_FLOAT,
