@@ -285,6 +285,9 @@ PROBES = [
     ("demo-eval-batch-0", setup_args("demo", "--model", "{model}", "--eval-batch-size", "0"), "--eval-batch-size"),
     ("import-parse-layer-0", setup_args("import-published", "x.pt", "--corpus", "c", "--out", "{tmp}/m",
                                         "--parse-layer", "0"), "--parse-layer"),
+    ("parse-layer-0", setup_args("parse", "the cat", "--model", "{model}", "--layer", "0"),
+     "argument --layer: must be a layer number (1, 2, ...) or 'mean', got '0'"),
+    ("parse-layer-beyond", setup_args("parse", "the cat", "--model", "{model}", "--layer", "3"), "--layer must be 1..2"),
     ("parse-eval-show-0", setup_args("parse-eval", "--baselines-only", "--show", "0"), "--show"),
     ("parse-eval-seed-negative", setup_args("parse-eval", "--baselines-only", "--seed", "-1"), "--seed"),
     ("parse-eval-batch-0", setup_args("parse-eval", "--model", "{model}", "--batch-size", "0"), "--batch-size"),
@@ -411,3 +414,21 @@ def test_overwrite_writes_into_a_foreign_folder_and_keeps_other_files(model_dir,
     # stopped before its first validation: the old model's files were removed, not left to mix with the new run
     assert "model.safetensors" not in names
     assert main(args) == 2 and "already holds a language-model training run" in capsys.readouterr().err
+
+
+def test_parse_prints_each_batch_and_ctrl_c_keeps_valid_json(model_dir, tmp_path):
+    import signal
+
+    text = tmp_path / "many.txt"
+    text.write_text("the cat sat on a mat\n" * 100000)
+    proc = subprocess.Popen([sys.executable, "-m", "onlstm", "parse", "--file", str(text), "--model", str(model_dir),
+                             "--format", "json", "--batch-size", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    first = proc.stdout.read(1)  # the first tree arrives long before the 100,000th is parsed
+    assert first == b"[", proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    parsed = json.loads(first + rest)  # the list is closed after the last sentence printed
+    assert 1 <= len(parsed) < 100000 and parsed[0]["words"] == "the cat sat on a mat".split()
+    assert "Traceback" not in err.decode() and "interrupted" in err.decode()

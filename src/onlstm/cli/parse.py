@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -11,19 +12,21 @@ from ..tasks.common import require_onlstm
 from .. import trees as T
 from ..errors import UserError
 from ..fileio import read_text
+from ..training import StopRules
+from . import argtypes
 from .common import add_model_argument, load_model
 
 FORMATS = ("bracket", "json", "tree", "table")
 
 
 def layer_argument(text: str):
+    """``--layer``: ``"mean"`` or a 1-based layer number, returned 0-based (argparse type)."""
     if text == "mean":
         return "mean"
     try:
-        k = int(text)
-    except ValueError:
-        raise UserError(f"--layer must be a layer number (1-based) or 'mean', got {text!r}") from None
-    return k - 1
+        return argtypes.positive_int(text) - 1
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a layer number (1, 2, ...) or 'mean', got {text!r}") from None
 
 
 def register(subparsers) -> None:
@@ -38,7 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to parse (quote each one)")
     p.add_argument("--file", metavar="FILE", help="read sentences from FILE, one per line ('-' for stdin)")
     add_model_argument(p)
-    p.add_argument("--layer", default=None, metavar="N|mean",
+    p.add_argument("--layer", type=layer_argument, default=None, metavar="N|mean",
                    help="layer whose distances build the tree (1-based; default: the model's parse_layer, else the middle one) or 'mean'")
     p.add_argument("--distance", choices=task.DISTANCES, default="forget",
                    help="distances that build the tree: forget (d_f = 1 - mean forget gate, the paper's) or "
@@ -52,7 +55,8 @@ def register(subparsers) -> None:
                         "distances d_f and d_i of every layer")
     p.add_argument("--plot", metavar="FILE.png|FILE.svg",
                    help="draw d_f and d_i of every layer under the words (several sentences: FILE-1.png, ...)")
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per padded batch")
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=64,
+                   help="sentences per padded batch; the trees of each batch are printed as soon as it is parsed")
     p.set_defaults(func=run)
 
 
@@ -111,35 +115,58 @@ def run(args) -> int:
         raise UserError("no sentence to parse (every line was empty)")
     model, _ = load_model(args.model)
     require_onlstm(model, "parsing")
-    layer = layer_argument(args.layer) if args.layer is not None else None
-    parsed = task.parse(model, sentences, layer, args.decoder, args.batch_size, progress=len(sentences) > 256,
-                        distance=args.distance, pretokenized=args.pretokenized)
-    oov = sum(p.oov for p in parsed)
-    if oov:
-        print(f"warning: {oov} word(s) not in the model's vocabulary were read as <unk>", file=sys.stderr)
-    _note_dropped(parsed)
-    if args.format == "json":
-        print(json.dumps([p.to_dict() for p in parsed], ensure_ascii=False, indent=None))
-    for i, p in enumerate(parsed):
-        if args.format == "bracket":
-            print(T.to_bracketed(p.tree))
-        elif args.format == "tree":
-            print(T.draw(p.tree))
-            if i < len(parsed) - 1:
-                print()
-        elif args.format == "table":
-            print(task.distance_table(p))
-            print(f"tree ({p.layer}, {'d_f' if p.distance == 'forget' else 'd_i'}): {T.to_bracketed(p.tree)}")
-            if i < len(parsed) - 1:
-                print()
-    if args.plot:
-        from ..plots import plot_distances
-
-        base = Path(args.plot)
-        for i, p in enumerate(parsed):
-            path = base if len(parsed) == 1 else base.with_name(f"{base.stem}-{i + 1}{base.suffix}")
-            names = {f"layer {k + 1}": p.distances[k].tolist() for k in range(p.distances.shape[0])}
-            inputs = {f"layer {k + 1}": p.input_distances[k].tolist() for k in range(p.distances.shape[0])}
-            plot_distances(p.words, names, path, title=T.to_bracketed(p.tree), input_distances=inputs)
-            print(f"wrote {path}", file=sys.stderr)
+    batches = task.parse_batches(model, sentences, args.layer, args.decoder, args.batch_size,
+                                 progress=len(sentences) > 256, distance=args.distance, pretokenized=args.pretokenized)
+    done = []  # ParsedSentence of every sentence printed so far (the notes at the end count them)
+    json_open = False
+    # each batch is printed as soon as it is parsed; a first Ctrl-C stops after the batch being printed
+    with StopRules() as stop:
+        try:
+            for batch in batches:
+                for p in batch:
+                    if args.format == "json":
+                        print(("[" if not json_open else ", ") + json.dumps(p.to_dict(), ensure_ascii=False), end="")
+                        json_open = True
+                    else:
+                        if done and args.format in ("tree", "table"):
+                            print()
+                        print(_formatted(p, args.format))
+                    if args.plot:
+                        _plot(p, args.plot, len(done) + 1, len(sentences))
+                    done.append(p)
+                sys.stdout.flush()
+                if stop.interrupted:
+                    raise KeyboardInterrupt
+        finally:  # also on Ctrl-C or an error: what was printed stays valid (JSON: the list is closed)
+            if json_open:
+                print("]")
+            sys.stdout.flush()
+            if done:
+                oov = sum(p.oov for p in done)
+                if oov:
+                    print(f"warning: {oov} word(s) not in the model's vocabulary were read as <unk>", file=sys.stderr)
+                _note_dropped(done)
     return 0
+
+
+def _formatted(p, format: str) -> str:
+    """One parsed sentence as --format bracket, tree or table prints it."""
+    if format == "bracket":
+        return T.to_bracketed(p.tree)
+    if format == "tree":
+        return T.draw(p.tree)
+    return (task.distance_table(p) + "\n"
+            + f"tree ({p.layer}, {'d_f' if p.distance == 'forget' else 'd_i'}): {T.to_bracketed(p.tree)}")
+
+
+def _plot(p, plot: str, number: int, total: int) -> None:
+    """The distance plot of sentence ``number`` of ``total`` (several: FILE-1.png, FILE-2.png, ...)."""
+    from ..plots import plot_distances
+
+    base = Path(plot)
+    path = base if total == 1 else base.with_name(f"{base.stem}-{number}{base.suffix}")
+    layers = range(p.distances.shape[0])
+    plot_distances(p.words, {f"layer {k + 1}": p.distances[k].tolist() for k in layers}, path,
+                   title=T.to_bracketed(p.tree), input_distances={f"layer {k + 1}": p.input_distances[k].tolist()
+                                                                  for k in layers})
+    print(f"wrote {path}", file=sys.stderr)

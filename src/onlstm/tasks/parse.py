@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -216,6 +216,55 @@ def sentence_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]
 # --------------------------------------------------------------------------------------
 
 
+def parse_batches(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]],
+                  layer: Union[int, str, None] = None, decoder: str = "greedy", batch_size: int = 64,
+                  progress: bool = False, *, distance: str = "forget",
+                  pretokenized: bool = False) -> Iterator[List[ParsedSentence]]:
+    """`parse`, one batch at a time: yields the parsed sentences of each run of ``batch_size``
+    consecutive sentences, in input order, as soon as they are parsed (a caller prints them as
+    they come). Every sentence and argument is checked before the first batch runs."""
+    if decoder not in DECODERS:
+        raise UserError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
+    if distance not in DISTANCES:
+        raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
+    require_onlstm(model, "parsing")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size!r}")
+    num_layers = len(model.rnns)
+    if layer is None and model.config.parse_layer is not None:
+        layer = model.config.parse_layer - 1  # the layer the model's card recommends
+    layer_distances(torch.zeros(num_layers, 1), layer)  # a layer the model has (UserError otherwise)
+    split = [split_sentence(model, s, pretokenized) for s in sentences]
+    for i, (kept, dropped) in enumerate(split):
+        if not kept:
+            raise UserError(f"sentence {i + 1} is empty" if not dropped else
+                            f"sentence {i + 1} has no word left once punctuation is dropped")
+    forms = [[vocabulary_form(model, t.form) for t in kept] for kept, _ in split]
+    starts = range(0, len(split), batch_size)
+    if progress and len(split) > batch_size:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="parse", unit="batch", leave=False)
+    for start in starts:
+        stop = start + batch_size
+        pairs = all_distances(model, forms[start:stop], batch_size)
+        yield [_parsed(model, kept, dropped, f, d_f, d_i, layer, decoder, distance)
+               for (kept, dropped), f, (d_f, d_i) in zip(split[start:stop], forms[start:stop], pairs)]
+
+
+def _parsed(model: LanguageModel, kept, dropped, forms, d_f: Tensor, d_i: Tensor, layer, decoder: str,
+            distance: str) -> ParsedSentence:
+    """One sentence's `ParsedSentence` from its words and distances (layers, T)."""
+    words = [t.text for t in kept]
+    pieces = _model_pieces(model, forms)[0]
+    ids = model.vocab.encode(pieces)
+    toks = [model.vocab.token(i) for i in ids]
+    oov = sum(1 for i, tok in zip(ids, pieces) if i == model.vocab.unk_id and tok != UNK)
+    chosen = layer_distances(d_f if distance == "forget" else d_i, layer)
+    tree = DECODERS[decoder](words, chosen.tolist())
+    return ParsedSentence(words, toks, d_f, tree, layer_name(layer, len(model.rnns)), oov, d_i, distance, dropped)
+
+
 def parse(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]], layer: Union[int, str, None] = None,
           decoder: str = "greedy", batch_size: int = 64, progress: bool = False, *, distance: str = "forget",
           pretokenized: bool = False) -> List[ParsedSentence]:
@@ -224,33 +273,10 @@ def parse(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]], 
     ``layer``: 0-based layer index or ``"mean"``; None: the model's ``config.parse_layer``
     when it sets one (the shipped model does), else the middle layer. ``distance``: decode
     from ``"forget"`` (d_f) or ``"input"`` (d_i) distances. ``pretokenized``: split strings
-    at whitespace and drop nothing, instead of the model's tokenizer."""
-    if decoder not in DECODERS:
-        raise UserError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
-    if distance not in DISTANCES:
-        raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
-    require_onlstm(model, "parsing")
-    split = [split_sentence(model, s, pretokenized) for s in sentences]
-    for i, (kept, dropped) in enumerate(split):
-        if not kept:
-            raise UserError(f"sentence {i + 1} is empty" if not dropped else
-                            f"sentence {i + 1} has no word left once punctuation is dropped")
-    forms = [[vocabulary_form(model, t.form) for t in kept] for kept, _ in split]
-    pairs = all_distances(model, forms, batch_size, progress)
-    num_layers = len(model.rnns)
-    if layer is None and model.config.parse_layer is not None:
-        layer = model.config.parse_layer - 1  # the layer the model's card recommends
-    out = []
-    for (kept, dropped), f, (d_f, d_i) in zip(split, forms, pairs):
-        words = [t.text for t in kept]
-        pieces = _model_pieces(model, f)[0]
-        ids = model.vocab.encode(pieces)
-        toks = [model.vocab.token(i) for i in ids]
-        oov = sum(1 for i, tok in zip(ids, pieces) if i == model.vocab.unk_id and tok != UNK)
-        chosen = layer_distances(d_f if distance == "forget" else d_i, layer)
-        tree = DECODERS[decoder](words, chosen.tolist())
-        out.append(ParsedSentence(words, toks, d_f, tree, layer_name(layer, num_layers), oov, d_i, distance, dropped))
-    return out
+    at whitespace and drop nothing, instead of the model's tokenizer. (`parse_batches` gives
+    the same sentences batch by batch.)"""
+    return [p for batch in parse_batches(model, sentences, layer, decoder, batch_size, progress, distance=distance,
+                                         pretokenized=pretokenized) for p in batch]
 
 
 # --------------------------------------------------------------------------------------
