@@ -111,27 +111,9 @@ def greedy(words: Sequence[str], distances: Sequence[float]) -> Tree:
     word. Raises ``ValueError`` for an empty sentence, a length mismatch or NaN.
     """
     d = _check_sentence(words, distances)
-    # Work items: (lo, hi, holder, slot): build the tree of words[lo:hi] into holder[slot].
-    root: list = [None]
-    stack: list[tuple[int, int, list, int]] = [(0, len(words), root, 0)]
-    while stack:
-        lo, hi, holder, slot = stack.pop()
-        if hi - lo == 1:
-            holder[slot] = words[lo]
-            continue
-        k = _first_argmax(d, lo, hi)
-        if k < hi - 1:
-            right: Tree = [words[k], None]
-            stack.append((k + 1, hi, right, 1))
-        else:
-            right = words[k]
-        if k > lo:
-            node = [None, right]
-            stack.append((lo, k, node, 0))
-            holder[slot] = node
-        else:
-            holder[slot] = right
-    return root[0]
+    # Cutting before the first maximum k, then right after it in the span that k starts,
+    # gives exactly the recursion above.
+    return _build_by_cuts(words, lambda lo, hi: max(_first_argmax(d, lo, hi), lo + 1))
 
 
 def _build_by_cuts(words: Sequence[str], cut: Callable[[int, int], int]) -> Tree:
