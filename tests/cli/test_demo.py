@@ -39,6 +39,19 @@ def test_demo_writes_the_report(tiny_model, tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "| layer 1 |" in report and "| right |" in report and "plots/example_1.png" in report
 
+    # the folder is the demo's own: a new demo writes it again; with a file of the user's in it, only --overwrite
+    again = ["demo", "--model", str(tiny_model), "--out", str(out), "--treebank", str(treebank), "--no-perplexity",
+             "--sentence", "a dog ran away", "--quiet"]
+    assert main(again) == 0
+    assert json.loads((out / "results.json").read_text())["perplexity"] is None
+    (out / "mine.txt").write_text("keep me")
+    capsys.readouterr()
+    assert main(again) == 2
+    assert "not a demo report folder (it holds mine.txt, plots, report.md" in capsys.readouterr().err
+    assert main(again + ["--overwrite"]) == 0
+    assert (out / "mine.txt").read_text() == "keep me" and sorted(p.name for p in (out / "plots").iterdir()) == [
+        "example_1.png"]  # the earlier report's plots were removed, not mixed with the new ones
+
 
 def test_demo_errors_exit_2_without_traceback(tiny_model, tmp_path):
     for args in (["--model", tmp_path / "missing"], ["--model", tiny_model, "--eval-batch-size", "0"],

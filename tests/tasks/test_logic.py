@@ -264,6 +264,9 @@ def test_the_dropconnect_convention_is_recorded_and_old_runs_resume_rescaled(tmp
 
 
 def test_logic_settings_are_checked_and_foreign_folders_refused(tmp_path, capsys):
+    from dataclasses import fields
+
+    assert sorted(L.LogicConfig.CHECKS) == sorted(f.name for f in fields(L.LogicConfig))
     with pytest.raises(UserError, match=r"logic settings: hidden_size must be an integer in \[1, 100000\], got 0"):
         L.LogicConfig(hidden_size=0)
     with pytest.raises(UserError, match=r"logic settings: lr must be a number > 0, got 'fast'"):

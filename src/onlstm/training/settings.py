@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ..errors import UserError
 from ..fileio import excerpt
@@ -150,10 +150,3 @@ def validate_settings(cls, values: Mapping[str, Any], where: str, *, partial: bo
         out[name] = checks[name].normalise(value)
     return out
 
-
-def check_all_fields_have_checks(cls) -> None:
-    """For tests and import time: every field of ``cls`` has a `Check` and no check is stray."""
-    names: Sequence[str] = [f.name for f in fields(cls)]
-    missing = set(names) ^ set(cls.CHECKS)
-    if missing:
-        raise AssertionError(f"{cls.__name__}.CHECKS and its fields differ: {sorted(missing)}")
