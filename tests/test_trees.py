@@ -329,3 +329,16 @@ def test_greedy_first_maximum_opens_a_constituent_to_the_end(sentence):
         assert (k, n) in whole
     if k >= 2:
         assert (0, k) in whole
+
+
+_nary_trees = st.recursive(st.just("w"), lambda kids: st.lists(kids, min_size=1, max_size=4), max_leaves=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_nary_trees, st.integers(1, 30).map(lambda n: T.random_tree([f"w{i}" for i in range(n)], n))))
+def test_measures_agree_with_the_separate_functions(tree):
+    m = T.measures(tree)
+    assert m.words == len(T.leaves(tree))
+    assert m.spans == T.spans(tree)
+    assert m.height == T.height(tree)
+    assert m.depth_sum == sum(T.word_depths(tree))

@@ -132,7 +132,9 @@ static void softmax_cumsum_##SUFFIX(const T_ *a, T_ *p, T_ *cum, int64_t m) {   
     T_ mx = a[0];                                                                             \
     for (int64_t k = 1; k < m; k++) mx = a[k] > mx ? a[k] : mx;                                \
     T_ s = 0;                                                                                 \
-    for (int64_t k = 0; k < m; k++) { p[k] = EXP(a[k] - mx); s += p[k]; }                      \
+    _Pragma("omp simd")                                                                       \
+    for (int64_t k = 0; k < m; k++) p[k] = EXP(a[k] - mx);  /* vectorised: no reduction here */ \
+    for (int64_t k = 0; k < m; k++) s += p[k];              /* in order, as before */          \
     T_ inv = (T_)1 / s, run = 0;                                                              \
     for (int64_t k = 0; k < m; k++) { p[k] *= inv; run += p[k]; cum[k] = run; }                \
 }                                                                                             \

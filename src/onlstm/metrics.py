@@ -161,14 +161,15 @@ def evaluate_trees(
     label_found: Counter[str] = Counter()
     label_whole: Counter[str] = Counter()
     for index, (sentence, tree) in enumerate(zip(sentences, predicted)):
-        n_words = len(T.leaves(tree))
+        measured = T.measures(tree)
+        n_words = measured.words
         if n_words != len(sentence.words):
             where = sentence.source or f"sentence {index}"
             raise ValueError(
                 f"{system or 'prediction'}: tree of {n_words} words for a sentence of "
                 f"{len(sentence.words)} words ({where})"
             )
-        pred = T.spans(tree)
+        pred = measured.spans
         score = score_spans(pred, sentence.spans)
         f1_sum += score.f1
         matched += score.matched
@@ -177,8 +178,8 @@ def evaluate_trees(
         if n_words >= 2:
             whole += 1
             label_whole.update(set(sentence.sentence_labels))
-        height_sum += T.height(tree)
-        word_depth_sum += T.average_word_depth(tree)
+        height_sum += measured.height
+        word_depth_sum += measured.depth_sum / n_words
         for start, end, label in sentence.labeled_spans:
             label_total[label] += 1
             if (start, end) in pred:

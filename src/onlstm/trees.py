@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from typing import Union
+from typing import NamedTuple, Union
 
 __all__ = [
     "Tree",
@@ -332,6 +332,41 @@ def average_word_depth(tree: Tree) -> float:
     """
     depths = word_depths(tree)
     return sum(depths) / len(depths)
+
+
+class Measures(NamedTuple):
+    """What scoring reads from one tree, found in one walk (:func:`measures`)."""
+
+    words: int  #: number of leaves
+    spans: set  #: :func:`spans` (whole sentence left out)
+    height: int  #: :func:`height`
+    depth_sum: int  #: sum of :func:`word_depths`
+
+
+def measures(tree: Tree) -> Measures:
+    """The leaf count, :func:`spans`, :func:`height` and the sum of :func:`word_depths` of
+    ``tree`` in one walk (scoring a treebank needs all four for every tree)."""
+    found: set[Span] = set()
+    position = deepest = depth_sum = 0
+    open_starts: list[int] = []
+    stack: list[tuple[Tree, int, bool]] = [(tree, 0, False)]  # (node, level, leaving?)
+    while stack:
+        node, level, leaving = stack.pop()
+        if isinstance(node, str):
+            position += 1
+            depth_sum += level
+            if level > deepest:
+                deepest = level
+        elif leaving:
+            start = open_starts.pop()
+            if position - start >= 2:
+                found.add((start, position))
+        else:
+            open_starts.append(position)
+            stack.append((node, level, True))
+            stack.extend((child, level + 1, False) for child in reversed(_children(node)))
+    found.discard((0, position))
+    return Measures(position, found, deepest, depth_sum)
 
 
 def is_binary(tree: Tree) -> bool:
