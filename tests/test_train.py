@@ -264,3 +264,19 @@ def test_settings_are_checked_where_they_are_read(tmp_path):
     with pytest.raises(UserError, match=r"s.json \(with the preset and flags\): chunk_size \(4\) must divide"):
         T.resolve_config("tiny", str(f))
     assert sorted(T.TrainConfig.CHECKS) == sorted(T.TrainConfig.field_names())
+
+
+def test_a_backward_model_learns_the_reversed_text(corpus, tmp_path):
+    from onlstm.lm import LanguageModel
+
+    res = T.train(_cfg(corpus, direction="backward", epochs=1), tmp_path / "back", log=lambda s: None, progress=False)
+    assert res.epochs_done == 1
+    assert json.loads((tmp_path / "back" / "config.json").read_text())["model"]["direction"] == "backward"
+    model = LanguageModel.from_pretrained(tmp_path / "back")
+    ev = T.evaluate_model(model, "valid", str(corpus), batch_size=4, bptt=10, progress=False)
+    assert abs(ev["loss"] - min(_valid_losses(tmp_path / "back"))) < 1e-4  # validated on the reversed text too
+    from onlstm.corpus import load_corpus
+
+    ids = load_corpus(str(corpus), vocab=model.vocab, options=model.text_options, required=("valid",)).valid
+    assert T.evaluate_ids(model, ids.flip(0), batch_size=4, bptt=10) == pytest.approx(ev["loss"], abs=1e-6)
+    assert abs(T.evaluate_ids(model, ids, batch_size=4, bptt=10) - ev["loss"]) > 1e-4  # not the forward text

@@ -124,6 +124,14 @@ class LanguageModel(nn.Module):
     def text_options(self) -> TextOptions:
         return TextOptions.from_dict(self.config.text)
 
+    def reading_order(self, ids):
+        """A token sequence (1-D tensor or list of ids) in the order this model reads it:
+        reversed for a ``direction="backward"`` model (trained right to left), unchanged for a
+        forward one. Applied twice it gives the original order back."""
+        if self.config.direction == "forward":
+            return ids
+        return ids.flip(0) if isinstance(ids, Tensor) else list(reversed(ids))
+
     def init_hidden(self, batch_size: int) -> list:
         w = self.encoder.weight
         return [(w.new_zeros(1, batch_size, n), w.new_zeros(1, batch_size, n)) for n in self.config.hidden_sizes]
@@ -178,11 +186,12 @@ class LanguageModel(nn.Module):
         """Total natural-log probability of each sentence, ``<eos>`` included, fresh state each.
 
         Sentences are fed as ``<eos> w_1 .. w_T`` predicting ``w_1 .. w_T <eos>``; right padding
-        cannot affect the real positions of a left-to-right model, so batches are padded."""
+        cannot affect the real positions of a left-to-right model, so batches are padded. A
+        backward model reads the sentence reversed: the same probability, factored right to left."""
         was_training = self.training
         self.eval()
         eos = self.vocab.index(EOS)
-        ids = [self.encode_sentence(s) for s in sentences]
+        ids = [self.reading_order(self.encode_sentence(s)) for s in sentences]
         out: List[float] = [0.0] * len(ids)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(order), batch_size):
@@ -200,13 +209,14 @@ class LanguageModel(nn.Module):
         """Forget distances of every layer for each sentence: a list of (layers, T) tensors.
 
         As the paper's parser: ``<eos> w_1 .. w_T <eos>`` with a fresh zero state, the two
-        boundary positions dropped. Batched with right padding (harmless, see above)."""
+        boundary positions dropped. Batched with right padding (harmless, see above). A
+        backward model reads ``<eos> w_T .. w_1 <eos>``; its distances come back in word order."""
         if self.config.cell != "onlstm":
             raise UserError("distances need an ON-LSTM model (this one has cell='lstm')")
         was_training = self.training
         self.eval()
         eos = self.vocab.index(EOS)
-        ids = [self.encode_sentence(s) for s in sentences]
+        ids = [self.reading_order(self.encode_sentence(s)) for s in sentences]
         out: List[Tensor] = [None] * len(ids)  # type: ignore[list-item]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(order), batch_size):
@@ -214,7 +224,8 @@ class LanguageModel(nn.Module):
             inputs = self._padded([[eos] + ids[i] + [eos] for i in chunk], eos)
             dist = self(inputs, return_distances=True, decode=False).distances  # (L, T, B)
             for b, i in enumerate(chunk):
-                out[i] = dist[:, 1 : len(ids[i]) + 1, b].float().cpu()
+                d = dist[:, 1 : len(ids[i]) + 1, b].float().cpu()
+                out[i] = d if self.config.direction == "forward" else d.flip(1)
         self.train(was_training)
         return out
 

@@ -28,7 +28,7 @@ from .text import TextOptions
 
 __all__ = ["LMConfig", "ConfigFieldError", "CONFIG_FORMAT", "CONFIG_VERSION", "MAX_SIZE", "MAX_VOCAB",
            "MAX_LAYERS", "MAX_PARAMETERS", "WEIGHT_DTYPES", "estimate_parameters", "weight_shapes",
-           "read_model_config", "check_weights_header"]
+           "read_model_config", "check_weights_header", "DIRECTIONS"]
 
 CONFIG_FORMAT = "onlstm-language-model"
 CONFIG_VERSION = 1
@@ -42,6 +42,9 @@ MAX_PARAMETERS = 2_000_000_000
 
 #: safetensors dtypes a model's weights may have; all are converted to float32 when loaded.
 WEIGHT_DTYPES = ("F32", "F16", "BF16", "F64")
+
+#: Reading directions of a language model (LMConfig.direction).
+DIRECTIONS = ("forward", "backward")
 
 _PROBABILITIES = ("dropout", "dropouth", "dropouti", "dropoute", "wdrop")
 
@@ -96,6 +99,9 @@ class LMConfig:
     dropconnect_convention: Optional[str] = None
     text: dict = field(default_factory=lambda: TextOptions().to_dict())
     parse_layer: Optional[int] = None  # 1-based layer `parse` uses by default (None: the middle one)
+    # "forward": reads text left to right (the paper's); "backward": trained on the reversed
+    # token stream, so it reads each sentence right to left (LanguageModel.reading_order)
+    direction: str = "forward"
 
     def __post_init__(self):
         self.vocab_size = _integer("vocab_size", self.vocab_size, 1, MAX_VOCAB)
@@ -108,6 +114,7 @@ class LMConfig:
         self.cell = _choice("cell", self.cell, ("onlstm", "lstm"))
         self.chunk_size = _integer("chunk_size", self.chunk_size, 1, MAX_SIZE)
         self.master_input = _choice("master_input", self.master_input, MASTER_INPUT_VARIANTS)
+        self.direction = _choice("direction", self.direction, DIRECTIONS)
         for name in _PROBABILITIES:
             setattr(self, name, _probability(name, getattr(self, name)))
         if self.dropconnect_convention is None:

@@ -369,6 +369,15 @@ def measures(tree: Tree) -> Measures:
     return Measures(position, found, deepest, depth_sum)
 
 
+def mirror(tree: Tree) -> Tree:
+    """The tree read right to left: every node's children reversed (leaves unchanged), so
+    ``leaves(mirror(t)) == leaves(t)[::-1]`` and a span ``(i, j)`` of ``t`` over ``n`` words
+    becomes ``(n - j, n - i)``."""
+    if isinstance(tree, str):
+        return tree
+    return [mirror(child) for child in reversed(_children(tree))]
+
+
 def is_binary(tree: Tree) -> bool:
     """True when every internal node has exactly two children."""
     stack: list[Tree] = [tree]

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if model is not None:
         distances = task.model_distances(model, sentences, args.batch_size, progress=sys.stderr.isatty())
         chosen = [pair[task.DISTANCES.index(args.distance)] for pair in distances]
-        systems.update(task.decode_systems(sentences, chosen, args.decoder))
+        systems.update(task.decode_systems(sentences, chosen, args.decoder, model.config.direction))
     systems.update(task.baseline_systems(sentences, names, seed=args.seed))
     shown = []
     if args.show is not None:

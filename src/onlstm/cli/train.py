@@ -24,6 +24,8 @@ _HELP = {
     "dropconnect_convention": ("published: weights unscaled in training, times (1-p) at evaluation (the ON-LSTM "
                                "code's); rescaled: times 1/(1-p) in training (AWD-LSTM's); default: the cell's "
                                "published code's (docs/spec.md §4)"),
+    "direction": ("forward (left to right, the paper's) or backward: trained on the reversed text, "
+                  "so it reads each sentence right to left (its distances parse too)"),
     "data": "folder with train.txt / valid.txt (/ test.txt); default: the bundled PTB",
     "char_level": "character-level tokens (for unsegmented text such as Chinese)",
     "lower": "lower-case the text",

@@ -169,6 +169,10 @@ def all_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]], ba
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     pieces = [_model_pieces(model, words) for words in token_lists]
     ids = [model.vocab.encode(p) for p, _ in pieces]
+    backward = model.config.direction == "backward"
+    if backward:  # read right to left; a word's distance is read at its first piece in that order
+        ids = [model.reading_order(i) for i in ids]
+        pieces = [(p, [len(p) - 1 - last for last in _last_pieces(firsts, len(p))]) for p, firsts in pieces]
     eos = model.vocab.index(EOS)
     device = model.encoder.weight.device
     out: List[Tuple[Tensor, Tensor]] = [None] * len(ids)  # type: ignore[list-item]
@@ -192,10 +196,15 @@ def all_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]], ba
             inputs = result.input_distances.float().cpu()  # (L, T, B)
             for b, i in enumerate(chunk):
                 at = torch.as_tensor(pieces[i][1], dtype=torch.long) + 1  # +1: the leading <eos>
-                out[i] = (forget[:, at, b], inputs[:, at, b])
+                out[i] = (forget[:, at, b], inputs[:, at, b])  # word order
     finally:
         model.train(was_training)
     return out
+
+
+def _last_pieces(firsts: Sequence[int], count: int) -> List[int]:
+    """Index of each word's last piece, from the index of each word's first one."""
+    return [nxt - 1 for nxt in list(firsts[1:]) + [count]]
 
 
 def sentence_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]], batch_size: int = 64,
@@ -214,6 +223,33 @@ def sentence_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]
 # --------------------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------------------
+
+
+def decode(decoder: str, words: Sequence[str], distances: Sequence[float], direction: str = "forward") -> T.Tree:
+    """The tree of ``words`` from one distance per word (in word order) by ``decoder``.
+
+    A backward model (``LMConfig.direction == "backward"``) read the sentence right to left,
+    so its distances are decoded in its reading order and the tree mirrored back: the decoder
+    sees exactly what it would see from a forward model of the reversed language."""
+    if decoder not in DECODERS:
+        raise UserError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
+    if direction == "forward":
+        return DECODERS[decoder](words, distances)
+    return T.mirror(DECODERS[decoder](list(words)[::-1], list(distances)[::-1]))
+
+
+def combined_distances(forward: Tensor, backward: Tensor) -> Tensor:
+    """One boundary score per word from a forward and a backward model's distances of the
+    same sentence, both (..., T) in word order: the score before word ``t`` is the mean of
+    the forward model's distance at ``t`` (read on entering ``w_t`` from the left) and the
+    backward model's at ``t - 1`` (read on entering ``w_{t-1}`` from the right); the first
+    word keeps the forward distance. Decode it as a forward model's distances; the ``split``
+    decoder reads exactly these boundaries (it ignores the first word's score)."""
+    if forward.shape != backward.shape:
+        raise ValueError(f"forward distances {tuple(forward.shape)} and backward {tuple(backward.shape)} differ")
+    out = forward.clone()
+    out[..., 1:] = (forward[..., 1:] + backward[..., :-1]) / 2
+    return out
 
 
 def parse_batches(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]],
@@ -261,7 +297,7 @@ def _parsed(model: LanguageModel, kept, dropped, forms, d_f: Tensor, d_i: Tensor
     toks = [model.vocab.token(i) for i in ids]
     oov = sum(1 for i, tok in zip(ids, pieces) if i == model.vocab.unk_id and tok != UNK)
     chosen = layer_distances(d_f if distance == "forget" else d_i, layer)
-    tree = DECODERS[decoder](words, chosen.tolist())
+    tree = decode(decoder, words, chosen.tolist(), model.config.direction)
     return ParsedSentence(words, toks, d_f, tree, layer_name(layer, len(model.rnns)), oov, d_i, distance, dropped)
 
 

@@ -127,15 +127,19 @@ def model_distances(model, sentences: Sequence[GoldSentence], batch_size: int = 
 
 
 def decode_systems(
-    sentences: Sequence[GoldSentence], distances: Sequence[Tensor], decoder: str = "greedy"
+    sentences: Sequence[GoldSentence], distances: Sequence[Tensor], decoder: str = "greedy",
+    direction: str = "forward",
 ) -> dict[str, list[Tree]]:
     """One system per layer (``layer 1`` ...) and one for the layer average (``mean``):
-    each sentence's (layers, T) ``distances`` decoded by ``decoder`` over its words."""
-    from .parse import DECODERS
+    each sentence's (layers, T) ``distances`` decoded by ``decoder`` over its words
+    (``direction``: the model's, see :func:`onlstm.tasks.parse.decode`)."""
+    from .parse import DECODERS, decode as decode_tree
 
     if decoder not in DECODERS:
         raise UserError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}")
-    decode = DECODERS[decoder]
+
+    def decode(words, d):
+        return decode_tree(decoder, words, d, direction)
     layers = distances[0].shape[0] if len(distances) else 0
     systems: dict[str, list[Tree]] = {f"layer {k + 1}": [] for k in range(layers)}
     systems["mean"] = []
@@ -159,7 +163,8 @@ def model_systems(
     if distance not in DISTANCES:
         raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
     pairs = model_distances(model, sentences, batch_size, progress)
-    return decode_systems(sentences, [pair[DISTANCES.index(distance)] for pair in pairs], decoder)
+    return decode_systems(sentences, [pair[DISTANCES.index(distance)] for pair in pairs], decoder,
+                          model.config.direction)
 
 
 def build_report(

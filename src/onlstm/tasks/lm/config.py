@@ -18,6 +18,7 @@ from ...cell import MASTER_INPUT_VARIANTS
 from ...errors import UserError
 from ...fileio import read_text
 from ...layer import DROPCONNECT_CONVENTIONS
+from ...lm_config import DIRECTIONS
 from ...lm import LMConfig
 from ...text import TextOptions
 from ...training.distributed import parse_device
@@ -45,6 +46,7 @@ class TrainConfig:
     # "published" (the ON-LSTM code's LinearDropConnect) or "rescaled" (AWD-LSTM's); None: the
     # cell's published code's. A run saved before this setting existed resumes as "rescaled".
     dropconnect_convention: Optional[str] = None
+    direction: str = "forward"  # "backward": trained on the reversed token stream (reads right to left)
     # data
     data: Optional[str] = None  # folder with train/valid/test.txt; None: the bundled PTB
     char_level: bool = False
@@ -99,7 +101,7 @@ class TrainConfig:
                         cell=self.cell, chunk_size=self.chunk_size, master_input=self.master_input,
                         dropout=self.dropout, dropouth=self.dropouth, dropouti=self.dropouti,
                         dropoute=self.dropoute, wdrop=self.wdrop, dropconnect_convention=self.dropconnect_convention,
-                        text=text.to_dict())
+                        text=text.to_dict(), direction=self.direction)
 
 
 def _device_problem(text: str) -> Optional[str]:
@@ -116,6 +118,7 @@ TrainConfig.CHECKS = {
     "chunk_size": POSITIVE_INT, "master_input": Check(str, choices=MASTER_INPUT_VARIANTS),
     "dropout": PROBABILITY, "dropouth": PROBABILITY, "dropouti": PROBABILITY, "dropoute": PROBABILITY,
     "wdrop": PROBABILITY, "dropconnect_convention": Check(str, choices=DROPCONNECT_CONVENTIONS, optional=True),
+    "direction": Check(str, choices=DIRECTIONS),
     "data": Check(str, optional=True), "char_level": Check(bool), "lower": Check(bool), "digits_to_N": Check(bool),
     "max_vocab": Check(int, low=2, optional=True), "min_count": POSITIVE_INT,
     "optimizer": Check(str, choices=("sgd", "adam")), "lr": POSITIVE_FLOAT, "clip": NONNEGATIVE_FLOAT,
@@ -129,7 +132,7 @@ TrainConfig.CHECKS = {
 
 
 # Settings a resumed run cannot change: the model, the data and the batches.
-FIXED_ON_RESUME = ("cell", "emb_size", "hidden_sizes", "chunk_size", "master_input", "dropconnect_convention", "data",
+FIXED_ON_RESUME = ("cell", "emb_size", "hidden_sizes", "chunk_size", "master_input", "dropconnect_convention", "direction", "data",
                    "char_level", "lower", "digits_to_N", "max_vocab", "min_count", "batch_size", "bptt",
                    "variable_bptt", "seed")
 

@@ -60,6 +60,7 @@ def evaluate_model(model: LanguageModel, split: str = "test", data: Optional[str
     else:
         ids = encode_file(split, model.vocab, model.text_options)
         source = split
+    ids = model.reading_order(ids)  # reversed for a backward model
     unk = int((ids == model.vocab.unk_id).sum())
     loss = evaluate_ids(model, ids, batch_size, bptt, progress=progress, source=source)
     return dict(source=source, tokens=int(ids.numel()), unk_tokens=unk, loss=loss, perplexity=perplexity(loss),

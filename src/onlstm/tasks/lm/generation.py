@@ -22,6 +22,9 @@ def sample_tokens(model: LanguageModel, prompt: str, tokens: int = 50, temperatu
         raise UserError(f"--tokens must be an integer >= 0, got {tokens!r}")
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise UserError(f"--temperature must be a finite number > 0, got {temperature!r}")
+    if model.config.direction != "forward":
+        raise UserError("this model reads right to left (direction 'backward'): it continues text to the left, "
+                        "which `generate` does not do; use a forward model")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise UserError(f"--top-k must be an integer >= 1, got {top_k!r}")
     return _sample(model, prompt, tokens, float(temperature), top_k, seed)

@@ -168,6 +168,9 @@ class LMRecipe:
         if resume and (run_dir / "vocab.json").exists() and Vocabulary.load(run_dir / "vocab.json") != vocab:
             raise UserError(f"{run_dir}: the data's vocabulary differs from the run's; resume with the same --data")
         self.model = LanguageModel(cfg.model_config(len(vocab)), vocab).to(info.device)
+        for split in ("train", "valid", "test"):  # a backward model learns the reversed text
+            if getattr(self.corpus, split) is not None:
+                setattr(self.corpus, split, self.model.reading_order(getattr(self.corpus, split)))
         torch.manual_seed(cfg.seed + info.rank)  # per-rank dropout masks
 
         train_data = batchify(self.corpus.train, cfg.batch_size)
