@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+from onlstm import trees as T
 from onlstm.cli import main
 
 TREEBANK = ("( (S (NP (DT The) (NN cat)) (VP (VBD sat) (PP (IN on) (NP (DT the) (NN mat)))) (. .)) )\n"
@@ -39,6 +40,21 @@ def test_demo_writes_the_report(tiny_model, tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "| layer 1 |" in report and "| right |" in report and "plots/example_1.png" in report
 
+    # report.html: the same tables, each example drawn as an inline SVG tree over its distance bars,
+    # self-contained (no script, no file or network fetch)
+    page = (out / "report.html").read_text()
+    assert "<td>layer 1</td>" in page and "<td>right</td>" in page and "sent-F1, WSJ10" in page
+    assert "<script" not in page and "src=" not in page and "href=" not in page and "@import" not in page
+    drawings = page.split("<svg")[1:]
+    assert len(drawings) == 2
+    for drawing, example in zip(drawings, results["examples"]):
+        drawing = drawing.split("</svg>")[0]
+        n = len(example["words"])
+        assert drawing.count('class="leaf"') == n and drawing.count('class="bar') == 3 * n
+        assert drawing.count('class="bar chosen"') == n  # the row of the layer that built the tree
+        assert T.leaves(example["tree"]) == example["words"]
+        assert example["bracketed"] in page
+
     # the folder is the demo's own: a new demo writes it again; with a file of the user's in it, only --overwrite
     again = ["demo", "--model", str(tiny_model), "--out", str(out), "--treebank", str(treebank), "--no-perplexity",
              "--sentence", "a dog ran away", "--quiet"]
@@ -47,7 +63,7 @@ def test_demo_writes_the_report(tiny_model, tmp_path, capsys):
     (out / "mine.txt").write_text("keep me")
     capsys.readouterr()
     assert main(again) == 2
-    assert "not a demo report folder (it holds mine.txt, plots, report.md" in capsys.readouterr().err
+    assert "not a demo report folder (it holds mine.txt, plots, report.html, report.md" in capsys.readouterr().err
     assert main(again + ["--overwrite"]) == 0
     assert (out / "mine.txt").read_text() == "keep me" and sorted(p.name for p in (out / "plots").iterdir()) == [
         "example_1.png"]  # the earlier report's plots were removed, not mixed with the new ones

@@ -24,6 +24,7 @@ COMMANDS = [
     "parse",
     "syneval",
     "parse_eval",
+    "serve",
     "logic",
     "import_published",
 ]

@@ -16,7 +16,8 @@ def register(subparsers) -> None:
         description=("Load the model (default: the bundled PTB ON-LSTM), print its PTB test perplexity, "
                      "parse the bundled treebank sample and print the F1 of every layer beside the four "
                      "baselines, parse and draw a few example sentences, and write everything into a report "
-                     "folder: results.json, report.md, trees/ (predicted trees) and plots/ (distance plots)."))
+                     "folder: results.json, report.md, report.html (the same, the trees drawn as SVG over their "
+                     "distances, readable offline), trees/ (predicted trees) and plots/ (distance plots)."))
     p.add_argument("--out", default="onlstm-demo", metavar="DIR",
                    help="report folder: new, empty, or an earlier demo's report (written again)")
     p.add_argument("--overwrite", action="store_true",
@@ -43,5 +44,5 @@ def run(args) -> int:
                            progress=not args.quiet and sys.stderr.isatty(), overwrite=args.overwrite)
     name, f1 = task.best_layer(report)
     print(f"best layer: {name}, sentence F1 {100 * f1:.1f} on {report.parsing['all']['sentences']:,} sentences")
-    print(f"report written to {args.out}/ (report.md, results.json, trees/, plots/)")
+    print(f"report written to {args.out}/ (report.html, report.md, results.json, trees/, plots/)")
     return 0

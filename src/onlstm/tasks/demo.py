@@ -11,7 +11,8 @@
    (:mod:`onlstm.parse`, :mod:`onlstm.plots`).
 
 The report folder (a new or empty one, or an earlier demo's: see `DEMO_REPORT`) holds ``results.json`` (everything), ``report.md`` (the tables and the
-example trees in Markdown), ``trees/`` (the predicted trees of every system, bracketed, one
+example trees in Markdown), ``report.html`` (the same, the trees drawn as SVG over their
+distance bars: one self-contained page, :mod:`onlstm.tasks.demo_html`), ``trees/`` (the predicted trees of every system, bracketed, one
 per line in the treebank's order) and ``plots/`` (one distance plot per example sentence).
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from . import parse_eval
+from .demo_html import html_report
 from .common import require_onlstm
 from .. import trees as T
 from ..fileio import atomic_write_text
@@ -132,7 +134,7 @@ def _is_demo_report(folder: Path) -> bool:
             and all(n.startswith("example_") for n in inside.get("plots", [])))
 
 
-DEMO_FILES = frozenset({"results.json", "report.md", "trees", "plots"})
+DEMO_FILES = frozenset({"results.json", "report.md", "report.html", "trees", "plots"})
 #: The demo's report folder (see `onlstm.training.prepare_output`): written again by a new demo.
 DEMO_REPORT = OutputKind("demo report folder", DEMO_FILES, _is_demo_report)
 
@@ -208,7 +210,7 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
                               out / "plots" / f"example_{k}.png", title=" ".join(parsed.words))
         drawing = T.draw(parsed.tree)
         examples.append(dict(words=parsed.words, layer=parsed.layer, bracketed=T.to_bracketed(parsed.tree),
-                             drawing=drawing, distances=parsed.to_dict()["distances"], oov=parsed.oov,
+                             tree=parsed.tree, drawing=drawing, distances=parsed.to_dict()["distances"], oov=parsed.oov,
                              plot=str(plot.relative_to(out))))
         say(f"{k}. {' '.join(parsed.words)}  ({parsed.layer})\n{drawing}\n")
     seconds["examples"] = time.perf_counter() - start
@@ -221,6 +223,7 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
                         seconds=seconds)
     atomic_write_text(out / "results.json", json.dumps(report.to_dict(), indent=2) + "\n")
     atomic_write_text(out / "report.md", markdown_report(report))
+    atomic_write_text(out / "report.html", html_report(report))
     bar.update(1)
     bar.set_description("demo: done")
     bar.close()
