@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             wait.until(lambda d: cards() and first_word in cards()[0].find_element(By.TAG_NAME, "h3").text)
 
         def shot(name: str) -> None:
+            wait.until(lambda d: not d.find_element(By.ID, "status").text)  # nothing in flight
             path = args.out / name
             driver.save_screenshot(str(path))
             _shrink(path, args.max_kb)
@@ -111,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
 
         driver.get(url)
         wait.until(lambda d: len(cards()) == 2)
+        driver.set_window_size(1360, 1080)  # both sentences in the picture
         parse(ENGLISH, "man")
         shot("serve-parse.png")
+        driver.set_window_size(1360, 900)
 
         Select(driver.find_element(By.ID, "model")).select_by_value("zh-onlstm")
         parse(CHINESE, "北京")
@@ -128,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", chosen)
         chosen.click()
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#tb-detail .side.predicted svg"))
+        driver.set_window_size(1360, 1240)  # the table, the list and the comparison in one picture
+        driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.5)
         shot("serve-treebank.png")
     finally:

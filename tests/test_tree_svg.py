@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onlstm import trees as T
-from onlstm.tree_svg import SVG_CSS, labels_by_span, span_marks, text_width, tree_svg
+from onlstm.tree_svg import FONT, SVG_CSS, labels_by_span, span_marks, text_width, tree_svg
 
 NS = "{http://www.w3.org/2000/svg}"
 
@@ -91,5 +91,5 @@ def test_standalone_deep_wide_and_labels_by_span():
     assert root.find(NS + "style").text == SVG_CSS and len(_by_class(svg, "leaf")) == 3000
     tall = ET.fromstring(tree_svg(T.right_branching(words[:60])))
     assert float(tall.get("height")) < 520  # 59 levels squeezed, not 59 levels of 24 px
-    assert text_width("北京") == 2 * 13 and text_width("ab") < text_width("北京")
+    assert text_width("北京") == 2 * FONT and text_width("ab") < text_width("北京")
     assert labels_by_span([(0, 2, "NP"), (2, 5, "S"), (2, 5, "VP"), (2, 5, "S")]) == {(0, 2): "NP", (2, 5): "S/VP"}

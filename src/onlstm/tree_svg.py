@@ -37,16 +37,16 @@ __all__ = ["SVG_CSS", "MARKS", "tree_svg", "span_marks", "labels_by_span", "text
 #: Marks of a constituent: in both trees, only in the gold tree, only in the predicted one.
 MARKS = ("match", "miss", "extra")
 
-FONT = 13  # px, the words
+FONT = 14  # px, the words
 LEVEL_MAX, LEVEL_MIN = 24.0, 6.0  # px between tree levels
 TREE_MAX_HEIGHT = 420.0  # px the levels are squeezed into when the tree is tall (down to LEVEL_MIN)
 ROW_HEIGHT, ROW_GAP = 26.0, 5.0  # px of one layer's bars
-MIN_COLUMN, COLUMN_PAD = 30.0, 12.0
+MIN_COLUMN, COLUMN_PAD = 34.0, 14.0
 LEFT, RIGHT, TOP = 40.0, 78.0, 14.0
 
 SVG_CSS = """\
 svg.ts { font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans", "Noto Sans CJK SC", sans-serif; }
-svg.ts .leaf { font-size: 13px; fill: #0f172a; }
+svg.ts .leaf { font-size: 14px; fill: #0f172a; }
 svg.ts .node path { fill: none; stroke: #94a3b8; stroke-width: 1.5; stroke-linejoin: round; }
 svg.ts .node circle { fill: #94a3b8; }
 svg.ts .node.whole path { stroke: #64748b; }
@@ -57,7 +57,8 @@ svg.ts .node.miss circle { fill: #dc2626; }
 svg.ts .node.extra path { stroke: #d97706; stroke-width: 2.2; stroke-dasharray: 2 3; }
 svg.ts .node.extra circle { fill: #d97706; }
 svg.ts .node:hover path { stroke-width: 3.4; }
-svg.ts .label { font-size: 10px; fill: #475569; font-weight: 600; }
+svg.ts .label { font-size: 10px; fill: #475569; font-weight: 600; paint-order: stroke; stroke: #fff;
+  stroke-width: 3px; stroke-linejoin: round; }
 svg.ts .node.match .label { fill: #15803d; }
 svg.ts .node.miss .label { fill: #dc2626; }
 svg.ts .bar { fill: #cbd5e1; }

@@ -29,7 +29,7 @@ th, td { padding: 4px 12px; border-bottom: 1px solid #e2e8f0; text-align: right;
 th:first-child, td:first-child { text-align: left; }
 th { color: #64748b; font-size: 12px; font-weight: 600; }
 tr.baseline td { color: #475569; } tr.first-baseline td { border-top: 2px solid #cbd5e1; }
-td.best { color: #15803d; font-weight: 700; }
+td.best, tr.baseline td.best { color: #15803d; font-weight: 700; }
 .svg-box { overflow-x: auto; }
 code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px; background: #f8fafc; padding: 2px 4px;
   border-radius: 4px; word-break: break-word; }

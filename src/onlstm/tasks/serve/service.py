@@ -364,12 +364,12 @@ class Viewer:
         """Sentence ``index`` (0-based) of a treebank: its gold and predicted trees, their
         matched / missing / extra constituents, every system's F1, the distances, and both
         trees drawn (the predicted one over the distances)."""
+        count = len(self._treebank(treebank).sentences)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:  # before any parsing
+            raise ApiError(404, f"no sentence {index!r} in treebank {treebank}: it has {count:,} "
+                                f"(indices 0..{count - 1:,})")
         src, entry, chosen, system, decoder, distance, result = self._setting(treebank, model, layer, decoder,
                                                                                distance)
-        count = len(src.sentences)
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
-            raise ApiError(404, f"no sentence {index!r} in treebank {src.name}: it has {count:,} "
-                                f"(indices 0..{count - 1:,})")
         gold = src.sentences[index]
         n = len(gold.words)
         predicted = result.systems[system][index]

@@ -203,7 +203,7 @@ function renderList() {
       el("td", { class: "num" }, String(r.index + 1)), el("td", { class: "num" }, String(r.length)),
       el("td", { class: "num" }, el("span", { class: "f1cell" }, pct(r.f1),
         el("span", { class: `f1bar ${level}`, html: `<i style="width:${Math.round(100 * r.f1)}%"></i>` }))),
-      el("td", { class: "text" }, r.text)));
+      el("td", { class: "text", title: r.text }, r.text)));
   }
   $("tb-table").tBodies[0].replaceChildren(body);
   $("tb-count").textContent = `${rows.length.toLocaleString()} of ${s.sentences.length.toLocaleString()}`;
@@ -227,7 +227,7 @@ async function openSentence(index) {
   const stacked = el("input", { type: "checkbox", checked: state.compare.stacked, onchange: (e) => {
     state.compare.stacked = e.target.checked; compare.classList.toggle("stacked", e.target.checked); } });
   const compare = el("div", { class: `compare${state.compare.fit ? " fit" : ""}${state.compare.stacked ? " stacked" : ""}` },
-    el("div", { class: "side gold" }, el("h3", {}, "Gold ", el("span", { class: "muted" }, `(${d.source || d.treebank})`)),
+    el("div", { class: "side gold" }, el("h3", {}, "Gold ", el("span", { class: "muted", title: d.source }, `(${(d.source || d.treebank).split("/").pop()})`)),
       el("div", { class: "svg-box", html: d.svg.gold })),
     el("div", { class: "side predicted" }, el("h3", {}, `Predicted: ${d.system} `,
       el("span", { class: "muted" }, `(${d.model}, ${d.decoder}, ${d.distance === "forget" ? "d_f" : "d_i"})`)),
