@@ -49,9 +49,8 @@ def test_distance_argument_is_checked():
         parse(model, ["the man"], distance="output")
     with pytest.raises(UserError, match="ON-LSTM"):
         sentence_distances(_model(cell="lstm"), [["the"]])
-    # the old positional call (progress fourth) still reads forget distances
-    assert torch.equal(sentence_distances(model, [["the", "man"]], 64, False)[0],
-                       sentence_distances(model, [["the", "man"]])[0])
+    with pytest.raises(UserError, match="--distance must be one of"):
+        sentence_distances(model, [["the"]], 64, False)  # a bool is not a distance
 
 
 def test_character_model_reads_each_word_at_its_first_character():

@@ -212,8 +212,6 @@ def sentence_distances(model: LanguageModel, token_lists: Sequence[Sequence[str]
     """Per-sentence (layers, T) distances of every layer: ``distance="forget"`` gives d_f
     (the paper's), ``"input"`` d_i. ``token_lists`` as for :func:`all_distances` (words in
     vocabulary form; a character-level model reads a word's distance at its first character)."""
-    if isinstance(distance, bool):  # callers written before `distance` existed passed progress here
-        distance, progress = "forget", distance
     if distance not in DISTANCES:
         raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
     k = DISTANCES.index(distance)

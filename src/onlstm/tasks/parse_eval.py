@@ -117,10 +117,10 @@ def model_distances(model, sentences: Sequence[GoldSentence], batch_size: int = 
                     progress: bool = False) -> list[tuple[Tensor, Tensor]]:
     """``(d_f, d_i)`` of an ON-LSTM language model over each gold sentence's words, each
     (layers, T): fed as ``<eos> w_1 .. w_T <eos>`` with a fresh state (docs/spec.md §2)."""
+    from .common import require_onlstm
     from .parse import all_distances
 
-    if model.config.cell != "onlstm":
-        raise UserError("this model is an LSTM baseline (cell='lstm'); parsing needs an ON-LSTM model")
+    require_onlstm(model, "parsing")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     return all_distances(model, [s.model_words or s.words for s in sentences], batch_size, progress)
