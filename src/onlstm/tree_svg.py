@@ -169,6 +169,9 @@ def tree_svg(
         xs.append(left + w / 2)
         left += w
     width = left + RIGHT
+    caption = f"{distance_name} per layer (each row scaled from its min to its max)"
+    if rows:
+        width = max(width, LEFT + text_width(caption, 10) + 8)  # the caption is not cut
     top_height = max((node["height"] for node in nodes), default=0)
     level = max(LEVEL_MIN, min(LEVEL_MAX, TREE_MAX_HEIGHT / max(top_height, 1)))
     label_room = 12.0 if labels else 0.0
@@ -233,7 +236,7 @@ def tree_svg(
         y0 = rows_top + k * (ROW_HEIGHT + ROW_GAP)
         bottom = y0 + ROW_HEIGHT
         lo, hi = min(row), max(row)
-        out.append(f'<rect class="rowbg" x="{_num(LEFT - 4)}" y="{_num(y0)}" width="{_num(width - LEFT - RIGHT + 8)}" '
+        out.append(f'<rect class="rowbg" x="{_num(LEFT - 4)}" y="{_num(y0)}" width="{_num(left - LEFT + 8)}" '
                    f'height="{_num(ROW_HEIGHT)}" rx="3"/>')
         out.append(f'<text class="rowlabel{cls}" x="{_num(LEFT - 8)}" y="{_num(bottom - 8)}" '
                    f'text-anchor="end">L{k + 1}</text>')
@@ -244,10 +247,9 @@ def tree_svg(
             out.append(f'<rect class="bar{cls}" data-layer="{k + 1}" data-index="{t}" x="{_num(x - w / 2)}" '
                        f'y="{_num(bottom - h)}" width="{_num(w)}" height="{_num(h)}" rx="1.5">'
                        f"<title>{escape(words[t])} · layer {k + 1}: {distance_name} = {v:.4f}</title></rect>")
-        out.append(f'<text class="range" x="{_num(width - RIGHT + 10)}" y="{_num(bottom - 8)}">'
+        out.append(f'<text class="range" x="{_num(left + 10)}" y="{_num(bottom - 8)}">'
                    f"{lo:.2f}–{hi:.2f}</text>")
     if rows:
-        caption = f"{distance_name} per layer (each row scaled from its min to its max)"
         out.append(f'<text class="range" x="{_num(LEFT - 4)}" y="{_num(height - 3)}">{escape(caption)}</text>')
     out.append("</svg>")
     return "".join(out)
