@@ -327,7 +327,8 @@ class Viewer:
                     raise ApiError(422, str(err)) from None
                 self._distances[(src.name, entry.name)] = pairs
             gold = src.sentences
-            systems = parse_eval.decode_systems(gold, [pair[DISTANCES.index(distance)] for pair in pairs], decoder)
+            systems = parse_eval.decode_systems(gold, [pair[DISTANCES.index(distance)] for pair in pairs], decoder,
+                                                self._loaded(entry).config.direction)
             systems.update(parse_eval.baseline_systems(gold))
             report = parse_eval.build_report(gold, systems, treebank=src.description, max_length=self.max_length,
                                              seed=0, distance=distance, decoder=decoder)
