@@ -336,9 +336,22 @@ _nary_trees = st.recursive(st.just("w"), lambda kids: st.lists(kids, min_size=1,
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(_nary_trees, st.integers(1, 30).map(lambda n: T.random_tree([f"w{i}" for i in range(n)], n))))
-def test_measures_agree_with_the_separate_functions(tree):
+def test_measures_agree_with_a_recursive_reading(tree):
+    def walk(node, start, level):  # -> (end, spans incl. whole, height, depth sum), written recursively
+        if isinstance(node, str):
+            return start + 1, set(), 0, level
+        end, found, tallest, depth_sum = start, set(), 0, 0
+        for child in node:
+            end, s, h, d = walk(child, end, level + 1)
+            found |= s
+            tallest, depth_sum = max(tallest, h + 1), depth_sum + d
+        if end - start >= 2:
+            found.add((start, end))
+        return end, found, tallest, depth_sum
+
+    n, every, tallest, depth_sum = walk(tree, 0, 0)
     m = T.measures(tree)
-    assert m.words == len(T.leaves(tree))
-    assert m.spans == T.spans(tree)
-    assert m.height == T.height(tree)
-    assert m.depth_sum == sum(T.word_depths(tree))
+    assert (m.words, m.spans, m.height, m.depth_sum) == (n, every - {(0, n)}, tallest, depth_sum)
+    assert n == len(T.leaves(tree)) and depth_sum == sum(T.word_depths(tree))
+    assert T.spans(tree) == every - {(0, n)} and T.spans(tree, include_whole=True) == every
+    assert T.height(tree) == tallest

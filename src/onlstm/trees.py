@@ -261,25 +261,10 @@ def spans(tree: Tree, *, include_whole: bool = False) -> set[Span]:
     left out unless ``include_whole``. Works for n-ary trees too (a node with one child
     adds nothing beyond its child).
     """
-    found: set[Span] = set()
-    position = 0  # words seen so far
-    open_starts: list[int] = []  # start of every node entered and not yet left
-    stack: list[tuple[Tree, bool]] = [(tree, False)]  # (node, leaving?)
-    while stack:
-        node, leaving = stack.pop()
-        if isinstance(node, str):
-            position += 1
-        elif leaving:
-            start = open_starts.pop()
-            if position - start >= 2:
-                found.add((start, position))
-        else:
-            open_starts.append(position)
-            stack.append((node, True))
-            stack.extend((child, False) for child in reversed(_children(node)))
-    if not include_whole:
-        found.discard((0, position))
-    return found
+    measured = measures(tree)
+    if include_whole and measured.words >= 2:
+        return measured.spans | {(0, measured.words)}
+    return measured.spans
 
 
 def height(tree: Tree) -> int:
@@ -288,15 +273,7 @@ def height(tree: Tree) -> int:
     This is what ``parse-eval`` printed as "depth" before it also reported
     :func:`average_word_depth`; ``height(right_branching(w)) == len(w) - 1``.
     """
-    deepest = 0
-    stack: list[tuple[Tree, int]] = [(tree, 0)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, str):
-            deepest = max(deepest, level)
-        else:
-            stack.extend((child, level + 1) for child in _children(node))
-    return deepest
+    return measures(tree).height
 
 
 #: The older name of :func:`height` (the tree's height, not the paper's word depth).
