@@ -128,3 +128,4 @@ def test_evaluation_reads_the_reversed_stream_and_generation_refuses():
     with pytest.raises(UserError, match="right to left"):
         generate(backward, "the man", tokens=3)
     assert len(generate(forward, "the man", tokens=3)) == 3
+
