@@ -167,27 +167,6 @@ def model_systems(
                           model.config.direction)
 
 
-def relative_spread(distances: Sequence[Tensor]) -> list[float]:
-    """Per layer, the mean over sentences (of two words or more) of the coefficient of
-    variation of its distances within the sentence, ``std / |mean|``; ``distances``: each
-    sentence's (layers, T). A label-free reading of how sharply a layer ranks the words."""
-    import torch
-
-    rows = [d for d in distances if d.shape[-1] >= 2]
-    if not rows:
-        raise UserError("the relative spread needs a sentence of two words or more")
-    per_sentence = torch.stack([d.std(-1) / (d.mean(-1).abs() + 1e-9) for d in rows])  # (sentences, layers)
-    return per_sentence.mean(0).tolist()
-
-
-def suggest_layer(distances: Sequence[Tensor]) -> int:
-    """A layer chosen without gold trees (0-based): the one with the lowest
-    :func:`relative_spread`. How often it agrees with the best layer by F1 is in
-    docs/results.md (issue 15); it is a suggestion, not a measurement."""
-    spread = relative_spread(distances)
-    return min(range(len(spread)), key=spread.__getitem__)
-
-
 def build_report(
     sentences: Sequence[GoldSentence],
     systems: Mapping[str, Sequence[Tree]],
