@@ -280,3 +280,24 @@ def test_a_backward_model_learns_the_reversed_text(corpus, tmp_path):
     ids = load_corpus(str(corpus), vocab=model.vocab, options=model.text_options, required=("valid",)).valid
     assert T.evaluate_ids(model, ids.flip(0), batch_size=4, bptt=10) == pytest.approx(ev["loss"], abs=1e-6)
     assert abs(T.evaluate_ids(model, ids, batch_size=4, bptt=10) - ev["loss"]) > 1e-4  # not the forward text
+
+
+def test_init_from_starts_at_the_saved_weights_and_keep_epochs_saves_each_epoch(corpus, tmp_path):
+    from onlstm.lm import LanguageModel
+
+    T.train(_cfg(corpus, epochs=2), tmp_path / "base", log=lambda s: None, progress=False)
+    base = LanguageModel.from_pretrained(tmp_path / "base")
+    base_loss = T.evaluate_model(base, "valid", str(corpus), batch_size=4, bptt=10, progress=False)["loss"]
+    fresh = LanguageModel(base.config, base.vocab)  # random weights
+    fresh_loss = T.evaluate_model(fresh, "valid", str(corpus), batch_size=4, bptt=10, progress=False)["loss"]
+    tuned = T.train(_cfg(corpus, epochs=2, init_from=str(tmp_path / "base"), lr=1e-9, keep_epochs=True),
+                    tmp_path / "tuned", log=lambda s: None, progress=False)
+    assert fresh_loss > base_loss + 0.5  # random weights are far worse
+    assert tuned.best_valid_loss == pytest.approx(base_loss, abs=1e-3)  # lr ~0: the base model's loss
+    for epoch in (1, 2):  # every epoch's model kept, loadable
+        kept = LanguageModel.from_pretrained(tmp_path / "tuned" / "epochs" / f"{epoch:03d}")
+        assert kept.training_info["epoch"] == epoch
+    assert not (tmp_path / "base" / "epochs").exists()
+    with pytest.raises(UserError, match="init-from .*hidden_sizes"):
+        T.train(_cfg(corpus, init_from=str(tmp_path / "base"), hidden_sizes=[20, 16]), tmp_path / "bad",
+                log=lambda s: None, progress=False)

@@ -237,6 +237,10 @@ PROBES = [
     # numbers, flags and settings out of range
     ("train-max-minutes-negative", setup_args("train", "--preset", "tiny", "--max-minutes", "-1", "--out", "{tmp}/r"),
      "argument --max-minutes: must be a number > 0"),
+    ("train-init-from-missing", setup_args("train", "--preset", "tiny", "--init-from", "nope", "--out", "{tmp}/r"),
+     "--init-from nope: no such model folder"),
+    ("train-init-from-other-shape", setup_args("train", "--preset", "tiny", "--init-from", "{model}", "--out", "{tmp}/r"),
+     "--init-from"),
     ("train-epochs-0", setup_args("train", "--preset", "tiny", "--epochs", "0", "--out", "{tmp}/r"), "--epochs"),
     ("train-seed-negative", setup_args("train", "--preset", "tiny", "--seed", "-1", "--out", "{tmp}/r"), "--seed"),
     ("train-threads-0", setup_args("train", "--preset", "tiny", "--threads", "0", "--out", "{tmp}/r"), "--threads"),

@@ -44,10 +44,10 @@ def _names_text() -> str:
                      for name in bundled.model_names())
 
 
-def resolve_model(arg: Optional[str]) -> Path:
-    """The folder a --model argument names: None -> the bundled default; an existing folder
-    -> itself; a bundled model's name or alias -> its folder. Anything else is a UserError
-    that lists the bundled names."""
+def resolve_model(arg: Optional[str], flag: str = "--model") -> Path:
+    """The folder a --model argument (or ``flag``) names: None -> the bundled default; an
+    existing folder -> itself; a bundled model's name or alias -> its folder. Anything else is
+    a UserError that names the flag and lists the bundled names."""
     if arg is None:
         path = bundled.default_model_path()
         if path is None:
@@ -60,7 +60,7 @@ def resolve_model(arg: Optional[str]) -> Path:
     name = bundled_aliases().get(str(arg).lower())
     if name is not None:
         return bundled.model_path(name)
-    raise UserError(f"--model {arg}: no such model folder, and not the name of a bundled model "
+    raise UserError(f"{flag} {arg}: no such model folder, and not the name of a bundled model "
                     f"(bundled: {_names_text()})")
 
 

@@ -9,6 +9,7 @@ from ..lm import perplexity
 from ..tasks import lm as task
 from . import argtypes
 from .argtypes import from_check
+from .common import resolve_model
 
 _HELP = {
     "cell": "recurrent layer: onlstm or lstm (AWD-LSTM baseline through the same pipeline)",
@@ -26,6 +27,9 @@ _HELP = {
                                "published code's (docs/spec.md §4)"),
     "direction": ("forward (left to right, the paper's) or backward: trained on the reversed text, "
                   "so it reads each sentence right to left (its distances parse too)"),
+    "init_from": ("start from this model's weights (a model or run folder, or a bundled model's name such as en): "
+                  "fine-tuning; its shape and vocabulary must match the run's settings"),
+    "keep_epochs": "also keep the model of every epoch in RUN_DIR/epochs/NNN/ (for curves of F1 against training)",
     "data": "folder with train.txt / valid.txt (/ test.txt); default: the bundled PTB",
     "char_level": "character-level tokens (for unsegmented text such as Chinese)",
     "lower": "lower-case the text",
@@ -86,6 +90,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(task.TrainConfig)}
+    if overrides.get("init_from") is not None:  # a bundled model's name -> its folder
+        overrides["init_from"] = str(resolve_model(overrides["init_from"], "--init-from"))
     if args.resume:
         if args.preset or args.config:
             raise UserError("--resume continues a run with its own settings; --preset/--config cannot be combined "

@@ -47,6 +47,9 @@ class TrainConfig:
     # cell's published code's. A run saved before this setting existed resumes as "rescaled".
     dropconnect_convention: Optional[str] = None
     direction: str = "forward"  # "backward": trained on the reversed token stream (reads right to left)
+    # a saved model folder whose weights start the run (same shape and vocabulary); None: random
+    init_from: Optional[str] = None
+    keep_epochs: bool = False  # also save the model after every epoch, in epochs/NNN/ of the run folder
     # data
     data: Optional[str] = None  # folder with train/valid/test.txt; None: the bundled PTB
     char_level: bool = False
@@ -118,7 +121,7 @@ TrainConfig.CHECKS = {
     "chunk_size": POSITIVE_INT, "master_input": Check(str, choices=MASTER_INPUT_VARIANTS),
     "dropout": PROBABILITY, "dropouth": PROBABILITY, "dropouti": PROBABILITY, "dropoute": PROBABILITY,
     "wdrop": PROBABILITY, "dropconnect_convention": Check(str, choices=DROPCONNECT_CONVENTIONS, optional=True),
-    "direction": Check(str, choices=DIRECTIONS),
+    "direction": Check(str, choices=DIRECTIONS), "init_from": Check(str, optional=True), "keep_epochs": Check(bool),
     "data": Check(str, optional=True), "char_level": Check(bool), "lower": Check(bool), "digits_to_N": Check(bool),
     "max_vocab": Check(int, low=2, optional=True), "min_count": POSITIVE_INT,
     "optimizer": Check(str, choices=("sgd", "adam")), "lr": POSITIVE_FLOAT, "clip": NONNEGATIVE_FLOAT,
@@ -132,7 +135,8 @@ TrainConfig.CHECKS = {
 
 
 # Settings a resumed run cannot change: the model, the data and the batches.
-FIXED_ON_RESUME = ("cell", "emb_size", "hidden_sizes", "chunk_size", "master_input", "dropconnect_convention", "direction", "data",
+FIXED_ON_RESUME = ("cell", "emb_size", "hidden_sizes", "chunk_size", "master_input", "dropconnect_convention",
+                   "direction", "init_from", "data",
                    "char_level", "lower", "digits_to_N", "max_vocab", "min_count", "batch_size", "bptt",
                    "variable_bptt", "seed")
 

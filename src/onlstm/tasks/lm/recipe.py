@@ -168,6 +168,8 @@ class LMRecipe:
         if resume and (run_dir / "vocab.json").exists() and Vocabulary.load(run_dir / "vocab.json") != vocab:
             raise UserError(f"{run_dir}: the data's vocabulary differs from the run's; resume with the same --data")
         self.model = LanguageModel(cfg.model_config(len(vocab)), vocab).to(info.device)
+        if cfg.init_from is not None and not resume:
+            self._init_weights(Path(cfg.init_from))
         for split in ("train", "valid", "test"):  # a backward model learns the reversed text
             if getattr(self.corpus, split) is not None:
                 setattr(self.corpus, split, self.model.reading_order(getattr(self.corpus, split)))
@@ -201,6 +203,21 @@ class LMRecipe:
                 f"parameters, vocab {len(vocab)}, {self.corpus.train.numel()} training tokens, batch "
                 f"{cfg.batch_size}{f' over {info.world_size} processes' if info.enabled else ''}, device {info.device}")
         self.t_start = time.time()
+
+    def _init_weights(self, folder: Path) -> None:
+        """Start from a saved model's weights (fine-tuning): its shape, reading direction and
+        vocabulary must be the run's; a `UserError` says what differs."""
+        source = LanguageModel.from_pretrained(folder)
+        ours, theirs = self.model.config, source.config
+        differ = [f"{k} {getattr(theirs, k)!r} (the run: {getattr(ours, k)!r})"
+                  for k in ("cell", "vocab_size", "emb_size", "hidden_sizes", "chunk_size", "master_input", "direction")
+                  if getattr(ours, k) != getattr(theirs, k)]
+        if differ:
+            raise UserError(f"--init-from {folder}: the model differs from the run's settings: {'; '.join(differ)}")
+        if source.vocab != self.model.vocab:
+            raise UserError(f"--init-from {folder}: its vocabulary differs from the data's")
+        self.model.load_state_dict(source.state_dict())
+        self.log(f"weights initialised from {folder}")
 
     # -- checkpoint --------------------------------------------------------------------
 
@@ -316,6 +333,9 @@ class LMRecipe:
             if (self.best_valid is None or valid_loss < self.best_valid) and self.info.is_main:
                 self.model.save_pretrained(self.run_dir, extra_config={"training": {"data": cfg.data,
                                                                                     "epoch": self.epoch}})
+            if cfg.keep_epochs and self.info.is_main:
+                self.model.save_pretrained(self.run_dir / "epochs" / f"{self.epoch:03d}",
+                                           extra_config={"training": {"data": cfg.data, "epoch": self.epoch}})
         if self.best_valid is None or valid_loss < self.best_valid:
             self.best_valid = valid_loss
         minutes = self.clock()[0]
