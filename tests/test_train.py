@@ -301,3 +301,13 @@ def test_init_from_starts_at_the_saved_weights_and_keep_epochs_saves_each_epoch(
     with pytest.raises(UserError, match="init-from .*hidden_sizes"):
         T.train(_cfg(corpus, init_from=str(tmp_path / "base"), hidden_sizes=[20, 16]), tmp_path / "bad",
                 log=lambda s: None, progress=False)
+
+
+def test_asgd_averages_from_the_first_step(corpus, tmp_path):
+    T.train(_cfg(corpus, epochs=1, optimizer="asgd"), tmp_path / "avg", log=lambda s: None, progress=False)
+    T.train(_cfg(corpus, epochs=1, optimizer="sgd"), tmp_path / "plain", log=lambda s: None, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "avg" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["optimizer"] for r in records if r["kind"] == "valid"] == ["asgd"]
+    # ASGD's iterates are SGD's steps (its step size lags the window's lr scale by one step, as in AWD-LSTM)
+    assert _train_losses(tmp_path / "avg")[0] == pytest.approx(_train_losses(tmp_path / "plain")[0], abs=0.1)
+    assert _valid_losses(tmp_path / "avg") != _valid_losses(tmp_path / "plain")  # validated with the averaged weights

@@ -36,7 +36,8 @@ _HELP = {
     "digits_to_N": "replace every run of digits by N",
     "max_vocab": "vocabulary size cap (incl. <eos>, <unk>)",
     "min_count": "minimum count for a word to enter the vocabulary",
-    "optimizer": "sgd (NT-ASGD, the paper's) or adam",
+    "optimizer": ("sgd (NT-ASGD, the paper's: averaging starts when validation stalls), asgd (averaged from the "
+                  "first step: AWD-LSTM's fine-tuning stage, e.g. with --init-from) or adam"),
     "lr": "learning rate", "clip": "gradient norm clipping (0: off)", "wdecay": "weight decay",
     "alpha": "activation regularisation (AR) weight", "beta": "temporal activation regularisation (TAR) weight",
     "batch_size": "training batch size (split across processes under torchrun)",

@@ -58,7 +58,7 @@ class TrainConfig:
     max_vocab: Optional[int] = None
     min_count: int = 1
     # optimisation
-    optimizer: str = "sgd"  # "sgd" (NT-ASGD as the paper) or "adam"
+    optimizer: str = "sgd"  # "sgd" (NT-ASGD as the paper), "asgd" (averaged from the start) or "adam"
     lr: float = 30.0
     clip: float = 0.25
     wdecay: float = 1.2e-6
@@ -124,7 +124,7 @@ TrainConfig.CHECKS = {
     "direction": Check(str, choices=DIRECTIONS), "init_from": Check(str, optional=True), "keep_epochs": Check(bool),
     "data": Check(str, optional=True), "char_level": Check(bool), "lower": Check(bool), "digits_to_N": Check(bool),
     "max_vocab": Check(int, low=2, optional=True), "min_count": POSITIVE_INT,
-    "optimizer": Check(str, choices=("sgd", "adam")), "lr": POSITIVE_FLOAT, "clip": NONNEGATIVE_FLOAT,
+    "optimizer": Check(str, choices=("sgd", "asgd", "adam")), "lr": POSITIVE_FLOAT, "clip": NONNEGATIVE_FLOAT,
     "wdecay": NONNEGATIVE_FLOAT, "alpha": NONNEGATIVE_FLOAT, "beta": NONNEGATIVE_FLOAT,
     "batch_size": POSITIVE_INT, "eval_batch_size": POSITIVE_INT, "bptt": POSITIVE_INT,
     "variable_bptt": Check(bool), "nonmono": POSITIVE_INT, "asgd": Check(bool), "epochs": POSITIVE_INT,

@@ -122,7 +122,7 @@ def _make_optimizer(kind: str, params, cfg: TrainConfig):
         return torch.optim.ASGD(params, lr=cfg.lr, t0=0, lambd=0.0, weight_decay=cfg.wdecay)
     if kind == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.wdecay)
-    raise UserError(f"unknown optimizer {kind!r}; choose 'sgd' or 'adam'")
+    raise UserError(f"unknown optimizer {kind!r}; choose 'sgd', 'asgd' or 'adam'")
 
 
 class _Averaged:
