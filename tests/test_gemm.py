@@ -149,7 +149,9 @@ def test_mm_t_against_float64(onednn_row):
     g = torch.Generator().manual_seed(2)
     a, b = torch.randn(300, 83, generator=g), torch.randn(300, 41, generator=g)
     ref = a.double().t().mm(b.double())
-    assert (gemm.mm_t(a, b).double() - ref).abs().max() < 1e-4
+    assert (gemm.mm_t(a, b).double() - ref).abs().max() < 1e-4  # b narrower: (b^T a)^T
+    assert (gemm.mm_t(b, a).double() - ref.t()).abs().max() < 1e-4  # a narrower: a^T b directly
+    assert gemm.mm_t(a, b).shape == (83, 41) and gemm.mm_t(b, a).shape == (41, 83)
     assert gemm.mm_t(a[:0], b[:0]).shape == (83, 41)
 
 
@@ -211,7 +213,7 @@ def test_language_model_decoder_and_layers_take_the_onednn_products(monkeypatch,
     monkeypatch.setattr(gemm, "_lp", counting)
     params = _lm_step(0, "onednn", monkeypatch)
     assert ((27, 16), (50, 16)) in calls  # the tied decoder, forward (T*B = 27 rows)
-    assert ((50, 27), (16, 27)) in calls  # its weight gradient dY^T X
+    assert ((16, 27), (50, 27)) in calls  # its weight gradient (X^T dY)^T: the narrower X copied
     assert ((27, 16), (24 * 4 + 12, 16)) in calls  # the first layer's input projection
     default = _lm_step(0, "default", monkeypatch)
     for p, q in zip(params, default):
@@ -256,7 +258,7 @@ def test_products_split_between_backends_by_the_vendor_table(products, monkeypat
     b = torch.randn(17, generator=g, requires_grad=True)
     y = gemm.linear(x, w, b)
     y.backward(torch.ones_like(y))
-    expected = {"forward": ((9, 13), (17, 13)), "input_grad": ((9, 17), (13, 17)), "weight_grad": ((17, 9), (13, 9))}
+    expected = {"forward": ((9, 13), (17, 13)), "input_grad": ((9, 17), (13, 17)), "weight_grad": ((13, 9), (17, 9))}  # (X^T dY)^T
     assert sorted(calls) == sorted(expected[p] for p in products)
     x64, w64, b64 = (t.detach().double().requires_grad_() for t in (x, w, b))
     F.linear(x64, w64, b64).sum().backward()

@@ -252,7 +252,7 @@ def test_settings_are_checked_where_they_are_read(tmp_path):
                         ('{"batch_size": true}', "s.json: batch_size must be an integer >= 1, got True"),
                         ('{"epochs": 2.5}', "s.json: epochs must be an integer >= 1"),
                         ('{"dropouth": -0.1}', r"s.json: dropouth must be a number in \[0, 1\)"),
-                        ('{"optimizer": "rmsprop"}', "s.json: optimizer must be one of 'sgd', 'adam'"),
+                        ('{"optimizer": "rmsprop"}', "s.json: optimizer must be one of 'sgd', 'asgd', 'adam'"),
                         ('{"data": 3}', "s.json: data must be a string or null"),
                         ('{"device": "gpu"}', "s.json: device must be cpu, cuda or cuda:N"),
                         ('{"lr": 1, "lr2": 2, "momentum": 0}', "s.json: unknown settings 'lr2', 'momentum'"),

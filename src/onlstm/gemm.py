@@ -192,7 +192,14 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
 
 
 def mm_t(a: Tensor, b: Tensor) -> Tensor:
-    """``a^T b`` for ``a`` (N, p), ``b`` (N, q) -> (p, q): a weight gradient summed over N rows."""
+    """``a^T b`` for ``a`` (N, p), ``b`` (N, q) -> (p, q): a weight gradient summed over N rows.
+
+    oneDNN wants its left operand row-major, so one operand is copied transposed; the
+    narrower one is: ``(b^T a)^T`` when q <= p (the result is then a transposed view).
+    Copying the wide ``dY`` (N, 10000) of the decoder cost more than the product saved
+    (docs/results.md §1, AMD Zen 4)."""
     if a.shape[0] > 0 and _use_onednn("weight_grad", a, b):
+        if b.shape[1] <= a.shape[1]:
+            return _lp(b.t(), a.t(), None).t()
         return _lp(a.t(), b.t(), None)
     return a.t().mm(b)
