@@ -48,7 +48,10 @@ def _ops(rows, k, out):
     return flops, {
         "forward x W^T + b": (lambda: torch.addmm(b, x, w.t()), lambda: lp(x, w, b, "none", [], "")),
         "input grad dY W": (lambda: dy.mm(w), lambda: lp(dy, w.t(), None, "none", [], "")),
-        "weight grad dY^T X": (lambda: dy.t().mm(x), lambda: lp(dy.t(), x.t(), None, "none", [], "")),
+        # oneDNN as onlstm.gemm.mm_t does it: the narrower operand copied transposed
+        "weight grad dY^T X": (lambda: dy.t().mm(x),
+                               (lambda: lp(x.t(), dy.t(), None, "none", [], "").t()) if k <= out
+                               else (lambda: lp(dy.t(), x.t(), None, "none", [], ""))),
         "weight grad, oneDNN ip-backward": (
             lambda: dy.t().mm(x),
             lambda: torch.ops.aten.mkldnn_linear_backward_weights(dy.to_mkldnn(), x.to_mkldnn(), w, False)[0]),
