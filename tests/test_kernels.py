@@ -170,3 +170,55 @@ def test_published_evaluation_weight_cache_follows_parameter_updates(dtype, impl
     assert torch.equal(first, again)
     assert not torch.allclose(first, second)
     assert torch.equal(second, expected.detach())
+
+
+@needs_compiler
+def test_a_compiler_without_openmp_builds_the_serial_variant(monkeypatch, tmp_path):
+    monkeypatch.setenv("ONLSTM_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernels, "COMPILE_FLAGS", kernels.COMPILE_FLAGS + ("-fno-such-flag-for-onlstm",))
+    target, key = kernels._library_path()  # the OpenMP build fails, the serial one is made
+    assert key == kernels.build_key(kernels._SOURCE.read_bytes(), kernels._compiler(), kernels.SERIAL_FLAGS)
+    assert "-fopenmp" not in kernels.SERIAL_FLAGS[0] + kernels.SERIAL_FLAGS[1]
+    assert kernels._loaded_library(target, key).onlstm_build_key() == f"onlstm-build-key:{key}".encode()
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_steps_do_not_depend_on_the_thread_count(dtype):
+    """A step's rows split over threads (b * n >= 4096 here): bit-identical to one thread,
+    forward and backward, whole batch and a shorter b."""
+    from onlstm.recurrence import Grads, _backward_buffers, _forward_buffers
+
+    T, B, n, C = 3, 16, 512, 16
+    m, G = n // C, 4 * n + 2 * n // C
+    g = torch.Generator().manual_seed(3)
+    x_proj, pre = torch.randn(T, B, G, generator=g, dtype=dtype), torch.randn(B, G, generator=g, dtype=dtype)
+    c0 = torch.randn(B, n, generator=g, dtype=dtype)
+    grads = Grads(h=torch.randn(T, B, n, generator=g, dtype=dtype), mf=torch.randn(T, B, m, generator=g, dtype=dtype),
+                  mi=torch.randn(T, B, m, generator=g, dtype=dtype), h_n=torch.zeros(B, n, dtype=dtype),
+                  c_n=torch.randn(B, n, generator=g, dtype=dtype))
+    results = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            buf = _forward_buffers(x_proj, n, m, None)
+            for tensor in buf:
+                tensor.zero_()  # rows past b at the last step are not written
+            step = kernels.ForwardStep(chunk_size=C, symmetric=False, x_proj=x_proj, c0=c0, **buf._asdict())
+            for t, b in zip(range(T), (B, B, 9)):
+                step(t, b, pre=pre[:b])
+            grad_gates, dh, dc = _backward_buffers(buf.gates, grads, None)
+            grad_gates.zero_()  # rows past b at the last step are not written
+            back = kernels.BackwardStep(chunk_size=C, symmetric=False, gates=buf.gates, mf=buf.mf, mi=buf.mi,
+                                        f_hat=buf.f_hat, i_hat=buf.i_hat, tanh_c=buf.tanh_c, c=buf.c, c0=c0,
+                                        grad_h=grads.h, grad_mf=grads.mf, grad_mi=grads.mi, dh=dh, dc=dc,
+                                        grad_gates=grad_gates)
+            for t, b in zip(range(T - 1, -1, -1), (9, B, B)):
+                back(t, b)
+            results.append(list(buf) + [grad_gates, dc])
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)

@@ -26,6 +26,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Rows are independent, so a step splits its rows over threads (OpenMP, the runtime PyTorch
+   has already loaded: same soname, same thread pool) when built with -fopenmp and the step is
+   big enough; each row is computed exactly as in one thread, so results do not depend on the
+   thread count. Each thread has its own slice of the scratch buffer. */
+#ifdef _OPENMP
+#include <omp.h>
+#define THREAD_ID() ((int64_t)omp_get_thread_num())
+#else
+#define THREAD_ID() ((int64_t)0)
+#endif
+#define PARALLEL_MIN_UNITS 4096  /* b * n below this: one thread (the fork costs more) */
+
 #ifndef ONLSTM_BUILD_KEY
 #error "compile with -DONLSTM_BUILD_KEY=\"...\" (onlstm/kernels.py does)"
 #endif
@@ -45,17 +57,18 @@ typedef struct {
     int64_t n, m, C;        /* hidden units, levels, units per level (n = m * C) */
     int64_t symmetric;      /* 1: i~ = revcumsum(softmax(a_i)); 0: i~ = 1 - cumax(a_i) */
     int64_t t, b;           /* this step and its active rows (b <= B) */
+    int64_t threads;        /* at most this many threads; work holds threads slices */
     const void *x_proj;     /* (T, B, G) W x + b; added to pre when pre is not NULL */
     const void *pre;        /* (b, G) U h_{t-1}, or NULL when gates[t] already holds z_t */
     const void *c0;         /* (B, n) initial cell state */
     void *gates;            /* (T, B, G) in/out, see above */
     void *c, *tanh_c, *h, *f_hat, *i_hat;  /* (T, B, n) out */
     void *mf, *mi;          /* (T, B, m) out: master forget / input gates */
-    void *work;             /* (3n) scratch */
+    void *work;             /* (threads, 3n) scratch, one slice per thread */
 } onlstm_forward_args;
 
 typedef struct {
-    int64_t T, B, n, m, C, symmetric, t, b;  /* as in onlstm_forward_args */
+    int64_t T, B, n, m, C, symmetric, t, b, threads;  /* as in onlstm_forward_args */
     const void *gates;      /* (T, B, G) p_i, p_f, o, c^, i, f from the forward step */
     const void *mf, *mi;    /* (T, B, m) */
     const void *f_hat, *i_hat, *tanh_c, *c;  /* (T, B, n) */
@@ -65,7 +78,7 @@ typedef struct {
     const void *dh;         /* (B, n) gradient flowing back from step t+1 into h_t */
     void *dc;               /* (B, n) in: dL/dc_t from t+1; out: dL/dc_{t-1} */
     void *grad_gates;       /* (T, B, G) out at step t: gradient of the pre-activations */
-    void *work;             /* (4n + 2m) scratch */
+    void *work;             /* (threads, 4n + 2m) scratch, one slice per thread */
 } onlstm_backward_args;
 
 /* DropConnect: dst = keep ? src * scale : 0, element-wise over numel entries (the masked
@@ -80,14 +93,15 @@ typedef struct {
 
 #define FIELD_OFFSETS_FORWARD(S)                                                                \
     sizeof(S), offsetof(S, T), offsetof(S, B), offsetof(S, n), offsetof(S, m), offsetof(S, C),  \
-    offsetof(S, symmetric), offsetof(S, t), offsetof(S, b), offsetof(S, x_proj),                \
+    offsetof(S, symmetric), offsetof(S, t), offsetof(S, b), offsetof(S, threads), offsetof(S, x_proj), \
     offsetof(S, pre), offsetof(S, c0), offsetof(S, gates), offsetof(S, c), offsetof(S, tanh_c), \
     offsetof(S, h), offsetof(S, f_hat), offsetof(S, i_hat), offsetof(S, mf), offsetof(S, mi),   \
     offsetof(S, work)
 
 #define FIELD_OFFSETS_BACKWARD(S)                                                               \
     sizeof(S), offsetof(S, T), offsetof(S, B), offsetof(S, n), offsetof(S, m), offsetof(S, C),  \
-    offsetof(S, symmetric), offsetof(S, t), offsetof(S, b), offsetof(S, gates), offsetof(S, mf),\
+    offsetof(S, symmetric), offsetof(S, t), offsetof(S, b), offsetof(S, threads), offsetof(S, gates), \
+    offsetof(S, mf),                                                                            \
     offsetof(S, mi), offsetof(S, f_hat), offsetof(S, i_hat), offsetof(S, tanh_c),               \
     offsetof(S, c), offsetof(S, c0), offsetof(S, grad_h), offsetof(S, grad_mf),                 \
     offsetof(S, grad_mi), offsetof(S, dh), offsetof(S, dc), offsetof(S, grad_gates),            \
@@ -107,16 +121,17 @@ int64_t onlstm_forward_args_fields(void) { return sizeof(forward_layout) / sizeo
 int64_t onlstm_backward_args_fields(void) { return sizeof(backward_layout) / sizeof(int64_t) - 1; }
 int64_t onlstm_mask_args_fields(void) { return sizeof(mask_layout) / sizeof(int64_t) - 1; }
 
-/* sizes that every step relies on: n = m C, 0 <= t < T, 0 < b <= B */
-static int sizes_ok(int64_t T, int64_t B, int64_t n, int64_t m, int64_t C, int64_t t, int64_t b) {
-    return m > 0 && C > 0 && n == m * C && t >= 0 && t < T && b > 0 && b <= B;
+/* sizes that every step relies on: n = m C, 0 <= t < T, 0 < b <= B, threads >= 1 */
+static int sizes_ok(int64_t T, int64_t B, int64_t n, int64_t m, int64_t C, int64_t t, int64_t b, int64_t threads) {
+    return m > 0 && C > 0 && n == m * C && t >= 0 && t < T && b > 0 && b <= B && threads >= 1;
 }
 
 /* Sizes of step a->t, offsets of that step in the (T, B, width) buffers, and c_{t-1}
    (a->c at t-1, or a->c0); returns -1 from the step function when the sizes do not fit. */
 #define STEP_PROLOGUE(T_, a)                                                                   \
     const int64_t n = (a)->n, m = (a)->m, C = (a)->C, B = (a)->B, t = (a)->t, b = (a)->b;       \
-    if (!sizes_ok((a)->T, B, n, m, C, t, b)) return -1;                                        \
+    if (!sizes_ok((a)->T, B, n, m, C, t, b, (a)->threads)) return -1;                          \
+    const int nt = (int)((a)->threads < b ? (a)->threads : b);                                  \
     const int64_t G = 4 * n + 2 * m;                                                           \
     const size_t step_g = (size_t)t * B * G, step_n = (size_t)t * B * n, step_m = (size_t)t * B * m; \
     const T_ *c_prev = t > 0 ? (const T_ *)(a)->c + step_n - (size_t)B * n : (const T_ *)(a)->c0
@@ -148,8 +163,9 @@ int onlstm_forward_step_##SUFFIX(const onlstm_forward_args *a)                  
     T_ *c = (T_ *)a->c + step_n, *tanh_c = (T_ *)a->tanh_c + step_n, *h = (T_ *)a->h + step_n; \
     T_ *f_hat = (T_ *)a->f_hat + step_n, *i_hat = (T_ *)a->i_hat + step_n;                    \
     T_ *mf = (T_ *)a->mf + step_m, *mi = (T_ *)a->mi + step_m;                                \
-    T_ *w_n = (T_ *)a->work, *fw_n = w_n + n, *iw_n = w_n + 2 * n;                            \
+    _Pragma("omp parallel for schedule(static) num_threads(nt) if(nt > 1 && b * n >= PARALLEL_MIN_UNITS)") \
     for (int64_t r = 0; r < b; r++) {                                                         \
+        T_ *w_n = (T_ *)a->work + (size_t)THREAD_ID() * 3 * n, *fw_n = w_n + n, *iw_n = w_n + 2 * n; \
         const T_ *z = pre + (size_t)r * G;                                                    \
         const T_ *x = xp_t ? xp_t + (size_t)r * G : NULL;                                     \
         T_ *g = gates_t + (size_t)r * G;                                                      \
@@ -198,9 +214,10 @@ int onlstm_backward_step_##SUFFIX(const onlstm_backward_args *a)                
     const T_ *grad_h = (const T_ *)a->grad_h + step_n, *dh = (const T_ *)a->dh;               \
     const T_ *grad_mf = (const T_ *)a->grad_mf + step_m, *grad_mi = (const T_ *)a->grad_mi + step_m; \
     T_ *dc = (T_ *)a->dc, *dg = (T_ *)a->grad_gates + step_g;                                 \
-    T_ *work = (T_ *)a->work;                                                                 \
-    T_ *dfh_n = work, *dih_n = work + n, *dw_n = work + 2 * n, *w_n = work + 3 * n;            \
+    _Pragma("omp parallel for schedule(static) num_threads(nt) if(nt > 1 && b * n >= PARALLEL_MIN_UNITS)") \
     for (int64_t r = 0; r < b; r++) {                                                         \
+        T_ *work = (T_ *)a->work + (size_t)THREAD_ID() * (4 * n + 2 * m);                     \
+        T_ *dfh_n = work, *dih_n = work + n, *dw_n = work + 2 * n, *w_n = work + 3 * n;        \
         const T_ *g = gates + (size_t)r * G;                                                  \
         const T_ *mfr = mf + (size_t)r * m, *mir = mi + (size_t)r * m;                        \
         const T_ *go = g + 2 * m, *gc = go + n, *gi = gc + n, *gf = gi + n;                   \

@@ -2,7 +2,8 @@
 
 1. A fused element-wise step (``_kernels.c``), compiled once with the system C compiler
    into a per-user cache (``$ONLSTM_CACHE``, default ``~/.cache/onlstm``) and called through
-   ctypes. This module is the only caller of the C code: :class:`ForwardStep` and
+   ctypes. With OpenMP (when the compiler has it) a step's rows are split over
+   ``torch.get_num_threads()`` threads, bit-identical to one thread. This module is the only caller of the C code: :class:`ForwardStep` and
    :class:`BackwardStep` check every tensor they are given (dtype, device, shape,
    contiguity) once per sequence and pass the C side one named structure per call
    (:class:`ForwardArgs` / :class:`BackwardArgs`, mirrored field by field in the C source
@@ -51,10 +52,15 @@ _tried = False
 # On x86, full-width vectors where the CPU has them: GCC keeps AVX-512 machines at 256-bit
 # vectors by default, and the forward step takes half the time at 512 bits (Intel Xeon,
 # B=32, n=256: 109 -> 50 us per step; docs/results.md §1).
+# OpenMP: a step's rows split over threads (the libgomp PyTorch ships has the same soname, so
+# the one runtime and thread pool serve both); a compiler without OpenMP builds the
+# single-threaded variant (SERIAL_FLAGS) instead.
 COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fno-associative-math",
-                 "--param=vect-max-peeling-for-alignment=0", "-fopenmp-simd", "-fPIC") + (
+                 "--param=vect-max-peeling-for-alignment=0", "-fopenmp", "-fPIC") + (
     ("-mprefer-vector-width=512",) if platform.machine().lower() in ("x86_64", "amd64") else ())
-LINK_FLAGS = ("-shared", "-lm")
+LINK_FLAGS = ("-shared", "-fopenmp", "-lm")
+SERIAL_FLAGS = (tuple("-fopenmp-simd" if f == "-fopenmp" else f for f in COMPILE_FLAGS),
+                tuple(f for f in LINK_FLAGS if f != "-fopenmp"))
 
 
 def disabled() -> bool:
@@ -84,9 +90,12 @@ def _compiler() -> Optional[str]:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 
-def build_key(source: bytes, compiler: str) -> str:
-    """Hash of everything the built library depends on: source, flags, compiler, CPU."""
-    parts = [source, "\0".join(COMPILE_FLAGS + LINK_FLAGS).encode(), compiler.encode(), _cpu_key().encode()]
+def build_key(source: bytes, compiler: str, flags: Optional[Tuple[Sequence[str], Sequence[str]]] = None) -> str:
+    """Hash of everything the built library depends on: source, flags (default: COMPILE_FLAGS
+    and LINK_FLAGS), compiler, CPU."""
+    compile_flags, link_flags = flags or (COMPILE_FLAGS, LINK_FLAGS)
+    parts = [source, "\0".join(tuple(compile_flags) + tuple(link_flags)).encode(), compiler.encode(),
+             _cpu_key().encode()]
     return hashlib.sha256(b"\0\0".join(parts)).hexdigest()[:20]
 
 
@@ -94,12 +103,13 @@ def _key_marker(key: str) -> bytes:
     return f"onlstm-build-key:{key}".encode()
 
 
-def _build(compiler: str, key: str, target: Path) -> None:
+def _build(compiler: str, key: str, target: Path, flags: Tuple[Sequence[str], Sequence[str]]) -> None:
+    compile_flags, link_flags = flags
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out, obj = Path(tmp) / target.name, Path(tmp) / "kernels.o"
-        compile_cmd = [compiler, *COMPILE_FLAGS, f'-DONLSTM_BUILD_KEY="{key}"', "-c", "-o", str(obj), str(_SOURCE)]
-        link_cmd = [compiler, LINK_FLAGS[0], "-o", str(out), str(obj), *LINK_FLAGS[1:]]
+        compile_cmd = [compiler, *compile_flags, f'-DONLSTM_BUILD_KEY="{key}"', "-c", "-o", str(obj), str(_SOURCE)]
+        link_cmd = [compiler, link_flags[0], "-o", str(out), str(obj), *link_flags[1:]]
         for cmd in (compile_cmd, link_cmd):
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -113,13 +123,20 @@ def _library_path() -> Tuple[Path, str]:
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found (set CC)")
-    key = build_key(_SOURCE.read_bytes(), compiler)
-    target = _cache_dir() / f"onlstm_kernels_{key}.so"
-    if not (target.is_file() and _key_marker(key) in target.read_bytes()):
-        _build(compiler, key, target)
-    if _key_marker(key) not in target.read_bytes():
-        raise RuntimeError(f"{target} does not carry build key {key} after building it")
-    return target, key
+    source, first_error = _SOURCE.read_bytes(), None
+    for flags in ((COMPILE_FLAGS, LINK_FLAGS), SERIAL_FLAGS):  # with OpenMP, else without
+        key = build_key(source, compiler, flags)
+        target = _cache_dir() / f"onlstm_kernels_{key}.so"
+        if not (target.is_file() and _key_marker(key) in target.read_bytes()):
+            try:
+                _build(compiler, key, target, flags)
+            except RuntimeError as err:
+                first_error = first_error or err
+                continue
+        if _key_marker(key) not in target.read_bytes():
+            raise RuntimeError(f"{target} does not carry build key {key} after building it")
+        return target, key
+    raise first_error
 
 
 def _loaded_library(target: Path, key: str):
@@ -164,7 +181,7 @@ def available(dtype: torch.dtype, device: torch.device) -> bool:
 # The structures passed to the C side, and the checks on what goes into them.
 # ------------------------------------------------------------------------------------
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
-_SIZES = ("T", "B", "n", "m", "C", "symmetric", "t", "b")
+_SIZES = ("T", "B", "n", "m", "C", "symmetric", "t", "b", "threads")
 
 
 class ForwardArgs(ctypes.Structure):
@@ -254,9 +271,10 @@ class _Step:
             raise RuntimeError("onlstm kernel: the fused steps are not available")
         self._fn = getattr(lib, f"onlstm_{which}_step_{_SUFFIX[dtype]}")
         T, B, n, m, G = sizes
-        work = torch.empty(shapes["work"][0], dtype=dtype)
+        threads = max(1, torch.get_num_threads())  # the rows of a step split over PyTorch's threads
+        work = torch.empty(threads, shapes["work"][0], dtype=dtype)  # a scratch row per thread
         self._tensors = dict(tensors, work=work)  # keeps every buffer alive while the C side may use it
-        self._args = args_type(T=T, B=B, n=n, m=m, C=chunk_size, symmetric=int(bool(symmetric)),
+        self._args = args_type(T=T, B=B, n=n, m=m, C=chunk_size, symmetric=int(bool(symmetric)), threads=threads,
                                **{name: t.data_ptr() for name, t in self._tensors.items()})
         self._T, self._B, self._G, self._dtype = T, B, G, dtype
 
