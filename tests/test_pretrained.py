@@ -54,3 +54,13 @@ def test_commands_default_to_the_shipped_model(capsys):
     assert out.startswith("(") and T.leaves(T.from_bracketed(out)) == "the cat sat on the mat".split()
     assert main(["generate", "--prompt", "the market", "--tokens", "3", "--seed", "1"]) == 0
     assert capsys.readouterr().out.startswith("the market")
+
+
+def test_generate_reads_the_prompt_as_typed():
+    """A prompt is split like `parse` splits a sentence: "Didn't" is "did n't", "$5" is "$ N"."""
+    from onlstm.tasks.lm import generate
+
+    model, _ = _model()
+    typed = generate(model, "Stock prices didn't rise, $5 a share.", tokens=4, seed=3)
+    assert typed == generate(model, "stock prices did n't rise , $ N a share .", tokens=4, seed=3)
+    assert typed != generate(model, "<unk> prices <unk> rise , <unk> a share .", tokens=4, seed=3)  # not read as <unk>

@@ -17,7 +17,6 @@ request; or their average over layers) into a binary tree. Sentences run in padd
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -31,7 +30,7 @@ from ..lm import LanguageModel
 from ..text import EOS, UNK, tokenize
 from ..tokenizers import Token, is_punctuation, split_text
 from ..treebank import normalize_word
-from .common import require_onlstm
+from .common import require_onlstm, vocabulary_form
 
 DECODERS = {"greedy": T.greedy, "split": T.split}
 #: Which distance decodes a tree: ``forget`` (d_f, the paper's) or ``input`` (d_i).
@@ -94,8 +93,6 @@ def layer_name(layer: Union[int, str, None], num_layers: int) -> str:
 # Words: from typed text to what the model reads
 # --------------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"N(?:[.,:/]N)+")  # "3.5", "1,000", "10:30" after digits -> N
-
 
 def split_sentence(model: LanguageModel, sentence: Union[str, Sequence[str]],
                    pretokenized: bool = False) -> Tuple[List[Token], List[Tuple[int, str]]]:
@@ -112,23 +109,6 @@ def split_sentence(model: LanguageModel, sentence: Union[str, Sequence[str]],
     kept = [t for t in tokens if not is_punctuation(t.form)]
     dropped = [(i, t.text) for i, t in enumerate(tokens) if is_punctuation(t.form)]
     return kept, dropped
-
-
-def vocabulary_form(model: LanguageModel, word: str) -> str:
-    """The word as the vocabulary knows it: itself; else lower-cased with digit runs as ``N``
-    (the PTB convention, e.g. "The" -> "the", "1990" -> "N"); else that of its NFKC form
-    (full-width "１９９８" -> "N"); else ``N`` for a number written with separators ("3.5",
-    "1,000") and for "%" when the vocabulary has no "%" (Mikolov's PTB writes "3.5 %" as
-    "N N"); else itself (read as <unk>)."""
-    vocab = model.vocab
-    if word in vocab:
-        return word
-    for alt in (normalize_word(word), normalize_word(unicodedata.normalize("NFKC", word))):
-        if alt in vocab:
-            return alt
-        if (_NUMBER.fullmatch(alt) or alt == "%") and "N" in vocab:
-            return "N"
-    return word
 
 
 def _model_pieces(model: LanguageModel, words: Sequence[str]) -> Tuple[List[str], List[int]]:

@@ -9,13 +9,16 @@ import torch
 
 from ...errors import UserError
 from ...lm import LanguageModel
+from ...text import tokenize_text
+from ..common import vocabulary_form
 
 __all__ = ["sample_tokens", "generate"]
 
 
 def sample_tokens(model: LanguageModel, prompt: str, tokens: int = 50, temperature: float = 1.0,
                   top_k: Optional[int] = None, seed: int = 0) -> Iterator[str]:
-    """Yield ``tokens`` sampled tokens continuing ``prompt`` (tokenized like the training text),
+    """Yield ``tokens`` sampled tokens continuing ``prompt`` (text as typed, split by the model's
+    tokenizer as ``parse`` does: ``didn't`` -> ``did n't``, ``The`` -> ``the``, ``$5`` -> ``$ N``),
     each as soon as it is drawn: softmax of logits / ``temperature``, among the ``top_k`` most
     likely when given. The arguments are checked before the model runs."""
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
@@ -36,7 +39,8 @@ def _sample(model: LanguageModel, prompt: str, tokens: int, temperature: float, 
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     eos = model.vocab.eos_id
-    ids = [eos] + model.encode_sentence(prompt)
+    # as typed: split like `parse` splits a sentence, each token in its vocabulary form ("The" -> "the")
+    ids = [eos] + model.vocab.encode([vocabulary_form(model, t) for t in tokenize_text(prompt, model.text_options)])
     device = model.encoder.weight.device
     out = model(torch.tensor(ids, device=device).view(-1, 1))
     hidden, logits = out.hidden, out.logits[-1, 0]
