@@ -3,9 +3,10 @@
 1. A fused element-wise step (``_kernels.c``), compiled once with the system C compiler
    into a per-user cache (``$ONLSTM_CACHE``, default ``~/.cache/onlstm``) and called through
    ctypes. With OpenMP (when the compiler has it) a step's rows are split over
-   ``torch.get_num_threads()`` threads, bit-identical to one thread. This module is the only caller of the C code: :class:`ForwardStep` and
-   :class:`BackwardStep` check every tensor they are given (dtype, device, shape,
-   contiguity) once per sequence and pass the C side one named structure per call
+   ``torch.get_num_threads()`` threads, bit-identical to one thread. This module is the
+   only caller of the C code: :class:`ForwardStep` and :class:`BackwardStep` check every
+   tensor they are given (dtype, device, shape, contiguity) once per sequence and pass the
+   C side one named structure per call
    (:class:`ForwardArgs` / :class:`BackwardArgs`, mirrored field by field in the C source
    and compared with its layout after loading). A mismatch is a Python exception.
    If no compiler is found or the build fails, :func:`available` is false and the

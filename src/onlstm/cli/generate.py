@@ -19,7 +19,9 @@ def register(subparsers) -> None:
                               description="Sample words from a language model after a prompt; each word is "
                                           "printed as soon as it is sampled.")
     add_model_argument(p, positional=True)
-    p.add_argument("--prompt", default="", help="text to continue, as typed (split and mapped to the vocabulary as parse does: \"Didn't\" -> did n't)")
+    p.add_argument("--prompt", default="",
+                   help="text to continue, as typed (split and mapped to the vocabulary as parse does: "
+                        "\"Didn't\" -> did n't)")
     p.add_argument("--tokens", type=argtypes.positive_int, default=50, help="number of tokens to sample")
     p.add_argument("--temperature", type=argtypes.positive_float, default=1.0, help="softmax temperature (> 0)")
     p.add_argument("--top-k", type=argtypes.positive_int, default=None,
