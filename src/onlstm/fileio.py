@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import errno
 import gzip
 import json
 import os
@@ -27,7 +26,7 @@ from typing import Any, Union
 from .errors import UserError
 
 __all__ = ["PathLike", "excerpt", "read_bytes", "decode_utf8", "refuse_binary", "refuse_control_characters", "parse_json", "read_text", "atomic_write_bytes",
-           "atomic_write_text"]
+           "atomic_write_text", "os_error"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -47,6 +46,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def os_error(path: PathLike, err: OSError, doing: str = "write") -> UserError:
+    """An OS error (no space, read-only, permission, ...) as a one-line `UserError` naming
+    ``path``: "PATH: cannot DOING: no space left on device" (the system's reason, lower-cased)."""
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    return UserError(f"{path}: cannot {doing}: {reason[:1].lower() + reason[1:]}")
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically and durably (temp file, fsync, rename, fsync folder).
 
@@ -64,8 +70,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as e:
-        reason = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        raise UserError(f"{path}: cannot write: {reason}") from None
+        raise os_error(path, e) from None
     finally:
         if tmp.exists():
             tmp.unlink()

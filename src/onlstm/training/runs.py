@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional
 
 from ..errors import UserError
-from ..fileio import PathLike, atomic_write_text
+from ..fileio import PathLike, atomic_write_text, os_error
 from .checkpoint import read_checkpoint_state
 
 __all__ = ["CHECKPOINT_FILE", "METRICS_FILE", "OutputKind", "prepare_output", "open_output", "resume_settings",
@@ -34,12 +34,6 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 METRICS_FILE = "metrics.jsonl"
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")  # onlstm.fileio's temporary files, left by a kill -9
-
-
-def os_error(path: PathLike, err: OSError, doing: str = "write") -> UserError:
-    """An OS error (no space, read-only, permission, ...) as a one-line `UserError` naming ``path``."""
-    reason = os.strerror(err.errno) if err.errno else str(err)
-    return UserError(f"{path}: cannot {doing}: {reason[:1].lower() + reason[1:]}")
 
 
 @dataclass(frozen=True)
