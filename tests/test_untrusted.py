@@ -26,7 +26,7 @@ from onlstm.fileio import excerpt
 from onlstm.lm import LanguageModel, LMConfig
 from onlstm.lm_config import (MAX_PARAMETERS, ConfigFieldError, check_weights_header, estimate_parameters,
                               weight_shapes)
-from onlstm.text import Vocabulary
+from lm_helpers import write_tiny_model
 
 WORDS = "the cat sat on a mat".split()
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -41,12 +41,7 @@ def one_printable_line(err: BaseException) -> str:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    vocab = Vocabulary(["<eos>", "<unk>"] + WORDS)
-    cfg = LMConfig(vocab_size=len(vocab), emb_size=8, hidden_sizes=[16, 8], chunk_size=4)
-    path = tmp_path_factory.mktemp("model") / "m"
-    LanguageModel(cfg, vocab).save_pretrained(path)
-    return path
+    return write_tiny_model(tmp_path_factory.mktemp("model") / "m", WORDS)
 
 
 def edited(model_dir: Path, tmp: Path, config=None, files=None) -> Path:

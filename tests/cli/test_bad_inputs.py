@@ -23,8 +23,7 @@ import pytest
 import torch
 
 from onlstm.cli import main
-from onlstm.lm import LanguageModel, LMConfig
-from onlstm.text import Vocabulary
+from lm_helpers import write_tiny_model
 
 WORDS = "the cat sat on a mat and dog ran".split()
 
@@ -32,12 +31,7 @@ WORDS = "the cat sat on a mat and dog ran".split()
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A tiny, untrained ON-LSTM language model folder (random weights)."""
-    torch.manual_seed(0)
-    vocab = Vocabulary(["<eos>", "<unk>"] + WORDS)
-    cfg = LMConfig(vocab_size=len(vocab), emb_size=8, hidden_sizes=[16, 8], chunk_size=4)
-    path = tmp_path_factory.mktemp("model") / "m"
-    LanguageModel(cfg, vocab).save_pretrained(path)
-    return path
+    return write_tiny_model(tmp_path_factory.mktemp("model") / "m", WORDS)
 
 
 def snapshot(folder: Path) -> dict:
