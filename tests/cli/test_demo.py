@@ -76,3 +76,20 @@ def test_demo_errors_exit_2_without_traceback(tiny_model, tmp_path):
                              capture_output=True, text=True, timeout=300)
         assert res.returncode == 2, (args, res.stderr)
         assert "Traceback" not in res.stderr and "error" in res.stderr
+
+
+def test_demo_of_a_chinese_model_uses_sinica_pku_and_chinese_examples(tmp_path, capsys):
+    from onlstm import bundled
+    from onlstm.cli.common import load_model
+    from onlstm.tasks import demo as task
+
+    assert task.is_chinese(load_model("zh")[0]) and not task.is_chinese(load_model("en")[0])
+    assert any(bundled.resource(task.ZH_CORPUS).glob("test.txt*"))  # where its perplexity is measured
+    out = tmp_path / "zh-report"
+    assert main(["demo", "--model", "zh", "--out", str(out), "--no-perplexity", "--quiet"]) == 0
+    assert "best layer" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert "Sinica" in results["parsing"]["all"]["treebank"] and results["parsing"]["all"]["sentences"] == 10000
+    assert ["".join(e["words"]) for e in results["examples"]] == task.ZH_EXAMPLE_SENTENCES
+    assert "sent-F1, <= 10 words" in (out / "report.md").read_text()
+    assert "sent-F1, &lt;= 10 words" in (out / "report.html").read_text()

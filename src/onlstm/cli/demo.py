@@ -25,9 +25,10 @@ def register(subparsers) -> None:
                         "are replaced, other files are kept)")
     add_model_argument(p)
     p.add_argument("--sentence", action="append", metavar="TEXT",
-                   help="an example sentence to parse and draw (repeatable; default: four built-in ones)")
+                   help="an example sentence to parse and draw (repeatable; default: four built-in ones in the model's language)")
     p.add_argument("--treebank", nargs="+", metavar="FILE",
-                   help="bracketed .mrg files or folders to evaluate on (default: the bundled WSJ sample)")
+                   help="bracketed .mrg files or folders to evaluate on (default: the bundled WSJ sample; for a Chinese model, "
+                        "such as zh, the bundled Sinica sample, and its perplexity on the bundled PKU test text)")
     p.add_argument("--no-perplexity", action="store_true", help="skip the perplexity stage")
     p.add_argument("--eval-batch-size", type=argtypes.positive_int, default=1,
                    help="batch size of the perplexity stage (the paper's protocol: 1)")
@@ -38,7 +39,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     prepare_output(args.out, task.DEMO_REPORT, overwrite=args.overwrite)  # before the model is loaded
     model, folder = load_model(args.model)
-    sentences = args.sentence or task.EXAMPLE_SENTENCES
+    sentences = args.sentence or None  # default: the examples of the model's language
     report = task.run_demo(model, str(folder), args.out, sentences=sentences, perplexity=not args.no_perplexity,
                            treebank=args.treebank, eval_batch_size=args.eval_batch_size,
                            progress=not args.quiet and sys.stderr.isatty(), overwrite=args.overwrite)

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from . import parse_eval
-from .demo_html import html_report
+from .demo_html import html_report, set_label
 from .common import require_onlstm
-from .. import trees as T
+from .. import bundled, trees as T
 from ..fileio import atomic_write_text
 from ..training import OutputKind, json_file_has, open_output, os_error, prepare_output
 
@@ -40,6 +40,23 @@ EXAMPLE_SENTENCES = [
     "a spokesman for the bank declined to comment on the plan",
     "the man who sold the house moved to new york last year",
 ]
+
+#: Example sentences for a Chinese model (one whose tokenizer is jieba or chars).
+ZH_EXAMPLE_SENTENCES = [
+    "苹果的颜色是什么",
+    "爱真的需要勇气",
+    "他昨天在北京买了一本书",
+    "我们明天去公园散步",
+]
+
+#: The bundled corpus a Chinese model's perplexity is measured on (test split).
+ZH_CORPUS = "pku_199801"
+
+
+def is_chinese(model) -> bool:
+    """Whether ``model`` reads Chinese: its tokenizer is ``jieba`` or ``chars``. The demo then
+    uses the bundled PKU test text, the bundled Sinica treebank and Chinese examples."""
+    return model.text_options.tokenizer in ("jieba", "chars")
 
 #: The four stages shown by the progress bar.
 STAGES = ("perplexity", "parse treebank", "examples", "report")
@@ -70,7 +87,7 @@ def _f1_table(parsing: dict) -> List[str]:
     sets = list(parsing)
     names = list(parsing[sets[0]]["systems"])
     head = "| system | " + " | ".join(
-        f"sent-F1, {'all' if parsing[s]['max_length'] is None else 'WSJ' + str(parsing[s]['max_length'])} "
+        f"sent-F1, {set_label(parsing[s])} "
         f"({parsing[s]['sentences']:,} sent.)" for s in sets) + " |"
     lines = [head, "|---" * (len(sets) + 1) + "|"]
     for name in names:
@@ -139,14 +156,16 @@ DEMO_FILES = frozenset({"results.json", "report.md", "report.html", "trees", "pl
 DEMO_REPORT = OutputKind("demo report folder", DEMO_FILES, _is_demo_report)
 
 
-def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE_SENTENCES,
+def run_demo(model, model_path: str, out_dir, sentences: Optional[Sequence[str]] = None,
              perplexity: bool = True, treebank=None, eval_batch_size: int = 1, progress: bool = True,
              log: Callable[[str], None] = print, overwrite: bool = False) -> DemoReport:
     """Run the demo on ``model`` (an ON-LSTM :class:`~onlstm.lm.LanguageModel`) and write the
     report into ``out_dir``: a new or empty folder, or an earlier demo's report (anything else
     only with ``overwrite``; checked before the model runs). ``treebank``: files for
     :func:`parse_eval.load_sentences` (default: the bundled sample). ``log`` receives the
-    tables as they are ready."""
+    tables as they are ready. ``sentences``: the examples to draw (default: English ones, or
+    Chinese ones for a Chinese model, see :func:`is_chinese`, whose default treebank is Sinica
+    and whose perplexity is measured on the bundled PKU test text)."""
     from tqdm.auto import tqdm
 
     from .parse import parse
@@ -154,6 +173,10 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
     from .lm.evaluation import evaluate_model
 
     require_onlstm(model, "the demo")
+    chinese = is_chinese(model)
+    fmt = "sinica" if chinese and treebank is None else None
+    if sentences is None:
+        sentences = ZH_EXAMPLE_SENTENCES if chinese else EXAMPLE_SENTENCES
     out = Path(out_dir)
     prepare_output(out, DEMO_REPORT, overwrite=overwrite)
     seconds = {}
@@ -169,7 +192,7 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
     start = time.perf_counter()
     ppl = None
     if perplexity:
-        data = (model.training_info or {}).get("data")
+        data = str(bundled.resource(ZH_CORPUS)) if chinese else (model.training_info or {}).get("data")
         ppl = evaluate_model(model, "test", data, batch_size=eval_batch_size, progress=progress)
         say(f"PTB test perplexity {ppl['perplexity']:.2f} ({ppl['tokens']:,} tokens, batch {eval_batch_size}, "
             f"{ppl['bits_per_token']:.3f} bits/token)\n")
@@ -179,10 +202,10 @@ def run_demo(model, model_path: str, out_dir, sentences: Sequence[str] = EXAMPLE
     # 2. parse the treebank
     bar.set_description("demo: parsing the treebank")
     start = time.perf_counter()
-    gold = parse_eval.load_sentences(treebank)
+    gold = parse_eval.load_sentences(treebank, format=fmt)
     systems = parse_eval.model_systems(model, gold, progress=progress)
     systems.update(parse_eval.baseline_systems(gold))
-    description = parse_eval.describe_treebank(treebank)
+    description = parse_eval.describe_treebank(treebank, format=fmt)
     reports = {"all": parse_eval.build_report(gold, systems, treebank=description, seed=0)}
     short, short_systems = _subset(gold, systems, 10)
     if short:  # baselines drawn anew on the subset: the same numbers as `parse-eval --max-length 10`

@@ -44,11 +44,20 @@ def _layer_index(name: str) -> Union[int, str, None]:
     return int(parts[1]) - 1 if len(parts) == 2 and parts[0] == "layer" and parts[1].isdigit() else None
 
 
+def set_label(result: dict) -> str:
+    """The name of an evaluation set of the report: "all", "WSJ10" (the length-limited part
+    of an English treebank), "<= 10 words" on Sinica."""
+    n = result["max_length"]
+    if n is None:
+        return "all"
+    return f"<= {n} words" if "Sinica" in result["treebank"] else f"WSJ{n}"
+
+
 def _f1_table(parsing: dict) -> str:
     sets = list(parsing)
     names = list(parsing[sets[0]]["systems"])
     best = {s: max(parsing[s]["systems"][n]["sentence_f1"] for n in names) for s in sets}
-    head = "".join(f"<th>sent-F1, {'all' if parsing[s]['max_length'] is None else 'WSJ' + str(parsing[s]['max_length'])}"
+    head = "".join(f"<th>sent-F1, {escape(set_label(parsing[s]))}"
                    f"<br><span class=muted>{parsing[s]['sentences']:,} sentences</span></th>" for s in sets)
     rows = []
     first_baseline = True
