@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                         "are replaced, other files are kept)")
     add_model_argument(p)
     p.add_argument("--sentence", action="append", metavar="TEXT",
-                   help="an example sentence to parse and draw (repeatable; default: four built-in ones in the model's language)")
+                   help="an example sentence to parse and draw (repeatable; default: four built-in ones in the "
+                        "model's language)")
     p.add_argument("--treebank", nargs="+", metavar="FILE",
                    help="bracketed .mrg files or folders to evaluate on (default: the bundled WSJ sample; for a Chinese model, "
                         "such as zh, the bundled Sinica sample, and its perplexity on the bundled PKU test text)")

@@ -58,6 +58,7 @@ def is_chinese(model) -> bool:
     uses the bundled PKU test text, the bundled Sinica treebank and Chinese examples."""
     return model.text_options.tokenizer in ("jieba", "chars")
 
+
 #: The four stages shown by the progress bar.
 STAGES = ("perplexity", "parse treebank", "examples", "report")
 
@@ -194,7 +195,7 @@ def run_demo(model, model_path: str, out_dir, sentences: Optional[Sequence[str]]
     if perplexity:
         data = str(bundled.resource(ZH_CORPUS)) if chinese else (model.training_info or {}).get("data")
         ppl = evaluate_model(model, "test", data, batch_size=eval_batch_size, progress=progress)
-        say(f"PTB test perplexity {ppl['perplexity']:.2f} ({ppl['tokens']:,} tokens, batch {eval_batch_size}, "
+        say(f"{'PKU' if chinese else 'PTB'} test perplexity {ppl['perplexity']:.2f} ({ppl['tokens']:,} tokens, batch {eval_batch_size}, "
             f"{ppl['bits_per_token']:.3f} bits/token)\n")
     seconds["perplexity"] = time.perf_counter() - start
     bar.update(1)
