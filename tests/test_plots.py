@@ -61,9 +61,12 @@ def test_chinese_words_use_an_installed_cjk_font_or_warn(tmp_path, monkeypatch):
     assert missing == (not any(name in installed for name in plots.CJK_FONTS))
     assert plots._font_settings(["the", "cat"]) == ({}, False)
     monkeypatch.setattr(plots, "CJK_FONTS", ())  # as on a machine without one
+    monkeypatch.setattr(plots, "_cjk_warning_given", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plot_distances(words, [[0.1, 0.2, 0.3]], tmp_path / "zh.png")
+        plot_distances(words[::-1], [[0.3, 0.2, 0.1]], tmp_path / "zh2.png")
     messages = [str(w.message) for w in caught]
-    assert len(messages) == 1 and "fonts-noto-cjk" in messages[0]  # one clear warning, not one per glyph
+    # one clear warning for the process: not one per glyph, not one per picture
+    assert len(messages) == 1 and "fonts-noto-cjk" in messages[0]
     assert (tmp_path / "zh.png").stat().st_size > 1000

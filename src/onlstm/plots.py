@@ -84,13 +84,26 @@ def plot_distances(
     import matplotlib.pyplot as plt
 
     rc, missing = _font_settings(list(words) + [title or ""])
+    if missing and not _cjk_warning_given:
+        _give_cjk_warning()
     with plt.rc_context(rc), warnings.catch_warnings():
         if missing:
-            warnings.warn("no font with Chinese/Japanese/Korean characters is installed (for example the "
-                          "fonts-noto-cjk package): those words are drawn as boxes", stacklevel=2)
             warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
         _draw(plt, words, layers, second, path, title)
     return path
+
+
+#: Whether this process already said that no CJK font is installed (once is enough: a demo
+#: draws several pictures, and Python's own once-per-place rule is reset by every
+#: ``warnings.catch_warnings`` block).
+_cjk_warning_given = False
+
+
+def _give_cjk_warning() -> None:
+    global _cjk_warning_given
+    _cjk_warning_given = True
+    warnings.warn("no font with Chinese/Japanese/Korean characters is installed (for example the "
+                  "fonts-noto-cjk package): those words are drawn as boxes", stacklevel=3)
 
 
 #: Fonts with CJK characters, tried in this order when a word needs one.
