@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 pytest.importorskip("fastapi", reason="the viewer needs FastAPI: pip install 'onlstm[serve]'")
-pytest.importorskip("httpx", reason="FastAPI's test client needs httpx: pip install 'onlstm[test]'")
+pytest.importorskip("httpx2", reason="FastAPI's test client needs httpx2: pip install 'onlstm[test]'")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
