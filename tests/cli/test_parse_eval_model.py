@@ -124,3 +124,46 @@ def test_show_draws_the_layer_the_model_recommends(tiny_model, treebank, tmp_pat
     assert capsys.readouterr().out.splitlines()[1].split()[-2:] == ["gold", "left"]
     assert main(["parse-eval", str(treebank), "--model", str(folder), "--show", "3", "--show-system", "layer 4"]) == 2
     assert "'layer 4' is not among the systems" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def backward_dir(model, tmp_path_factory):
+    """The tiny model's weights as a right-to-left model."""
+    from onlstm.lm import LMConfig
+
+    folder = tmp_path_factory.mktemp("backward") / "model"
+    back = LanguageModel(LMConfig(**{**model.config.__dict__, "direction": "backward"}), model.vocab)
+    back.load_state_dict(model.state_dict())
+    back.save_pretrained(folder)
+    return folder
+
+
+def test_a_backward_model_joins_the_models_trees(tiny_model, model, backward_dir, treebank, capsys):
+    from onlstm.tasks.parse import combined_distances
+
+    sentences = task.load_sentences([treebank])
+    back = LanguageModel.from_pretrained(backward_dir)
+    assert main(["parse-eval", str(treebank), "--model", str(tiny_model), "--backward-model", str(backward_dir),
+                 "--baseline", "right", "--save-trees", str(treebank.parent / "both" / "t.txt")]) == 0
+    out = capsys.readouterr().out
+    assert f"forward and backward models combined (--backward-model {backward_dir})" in out
+    saved = (treebank.parent / "both" / "t.layer_2.txt").read_text().splitlines()
+    f = [pair[0] for pair in task.model_distances(model, sentences)]
+    b = [pair[0] for pair in task.model_distances(back, sentences)]
+    assert saved == [T.to_bracketed(T.greedy(s.words, combined_distances(x, y)[1].tolist()))
+                     for s, x, y in zip(sentences, f, b)]
+    assert main(["parse-eval", str(treebank), "--model", str(tiny_model), "--json", "--backward-model",
+                 str(backward_dir), "--baseline", "right"]) == 0
+    assert json.loads(capsys.readouterr().out)["backward_model"] == str(backward_dir)
+    # mistakes: exit 2 with the flag named, no traceback
+    assert main(["parse-eval", str(treebank), "--model", str(tiny_model), "--backward-model", "nope"]) == 2
+    assert "--backward-model nope: no such model folder" in capsys.readouterr().err
+    assert main(["parse-eval", str(treebank), "--model", str(tiny_model), "--backward-model", str(tiny_model)]) == 2
+    assert "--backward-model reads left to right" in capsys.readouterr().err
+    assert main(["parse-eval", str(treebank), "--baselines-only", "--backward-model", str(backward_dir)]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert main(["parse", "the cat sat on the mat", "--model", str(tiny_model), "--backward-model", str(backward_dir),
+                 "--format", "json", "--layer", "2"]) == 0
+    (parsed,) = json.loads(capsys.readouterr().out)
+    assert parsed["layer"] == "layer 2, forward+backward"
+    assert parsed["tree"] == T.greedy("the cat sat on the mat".split(), [row[1] for row in zip(*parsed["distances"])])

@@ -16,7 +16,7 @@ from onlstm.lm_config import ConfigFieldError
 from onlstm.tasks.lm.evaluation import evaluate_ids
 from onlstm.tasks.lm.generation import generate
 from onlstm.tasks.parse import combined_distances, decode, parse, sentence_distances
-from onlstm.tasks.parse_eval import decode_systems
+from onlstm.tasks.parse_eval import decode_systems, model_distances, model_systems
 from onlstm.text import TextOptions, Vocabulary
 
 WORDS = "the man who sold the house moved to new york".split()
@@ -129,3 +129,54 @@ def test_evaluation_reads_the_reversed_stream_and_generation_refuses():
         generate(backward, "the man", tokens=3)
     assert len(generate(forward, "the man", tokens=3)) == 3
 
+
+
+def _other_backward(forward):
+    """A backward model with its own (seeded) weights, so that combining changes the trees."""
+    torch.manual_seed(1)
+    backward = LanguageModel(LMConfig(**{**forward.config.__dict__, "direction": "backward"}), forward.vocab).eval()
+    return backward
+
+
+def test_parse_with_a_backward_model_decodes_the_combined_distances():
+    forward, _ = _pair()
+    backward = _other_backward(forward)
+    sentences = [" ".join(WORDS), "the house moved", "york"]
+    words = [s.split() for s in sentences]
+    f_f, f_i = sentence_distances(forward, words), sentence_distances(forward, words, distance="input")
+    b_f, b_i = sentence_distances(backward, words), sentence_distances(backward, words, distance="input")
+    for decoder in ("greedy", "split"):
+        for layer in (0, 1, "mean"):
+            both = parse(forward, sentences, layer=layer, decoder=decoder, backward_model=backward, batch_size=2)
+            for p, ws, ff, fi, bf, bi in zip(both, words, f_f, f_i, b_f, b_i):
+                assert torch.allclose(p.distances, combined_distances(ff, bf))
+                assert torch.allclose(p.input_distances, combined_distances(fi, bi))
+                chosen = p.distances.mean(0) if layer == "mean" else p.distances[layer]
+                assert p.tree == decode(decoder, ws, chosen.tolist())
+                assert p.layer.endswith("forward+backward")
+    alone = parse(forward, sentences[:1], layer=1)[0]
+    both = parse(forward, sentences[:1], layer=1, backward_model=backward)[0]
+    assert not torch.allclose(alone.distances, both.distances)  # the backward model is really read
+
+
+def test_combined_parse_eval_systems_and_their_errors():
+    forward, backward = _pair()
+    other = _other_backward(forward)
+
+    class Gold:
+        model_words = None
+
+    gold = Gold()
+    gold.words = WORDS
+    pairs = model_distances(forward, [gold], backward_model=other)
+    expected = combined_distances(sentence_distances(forward, [WORDS])[0], sentence_distances(other, [WORDS])[0])
+    assert torch.allclose(pairs[0][0], expected)
+    systems = model_systems(forward, [gold], backward_model=other)
+    assert systems["layer 2"][0] == T.greedy(WORDS, expected[1].tolist())
+    with pytest.raises(UserError, match="--model reads right to left"):
+        parse(backward, ["the man"], backward_model=other)
+    with pytest.raises(UserError, match="--backward-model reads left to right"):
+        model_distances(forward, [gold], backward_model=forward)
+    three = LanguageModel(LMConfig(**{**backward.config.__dict__, "hidden_sizes": [12, 12, 8]}), forward.vocab)
+    with pytest.raises(UserError, match="2 layers and --backward-model 3"):
+        parse(forward, ["the man"], backward_model=three)

@@ -21,6 +21,14 @@ def add_model_argument(parser, positional: bool = False) -> None:
         parser.add_argument("--model", default=None, metavar="NAME|DIR", help=text)
 
 
+def add_backward_model_argument(parser) -> None:
+    """``--backward-model``: a right-to-left model whose distances join --model's."""
+    parser.add_argument("--backward-model", default=None, metavar="DIR",
+                        help="a right-to-left model of the same language (trained with `onlstm train --direction "
+                        "backward`, as many layers as --model): each boundary is scored by the mean of both "
+                        "models' distances, layer by layer (docs/results.md §11: +4 to +6 F1 on the WSJ sample)")
+
+
 def bundled_aliases() -> Dict[str, str]:
     """Every name that selects a bundled model -> its folder name: the folder names, the part
     before the first ``-`` (``ptb``, ``zh``), and :data:`ALIASES`."""
@@ -64,10 +72,10 @@ def resolve_model(arg: Optional[str], flag: str = "--model") -> Path:
                     f"(bundled: {_names_text()})")
 
 
-def load_model(path):
-    """Load a LanguageModel from a folder or a bundled model's name (see :func:`resolve_model`);
-    the bundled default when ``path`` is None."""
+def load_model(path, flag: str = "--model"):
+    """Load a LanguageModel from a folder or a bundled model's name (see :func:`resolve_model`;
+    errors name ``flag``); the bundled default when ``path`` is None."""
     from ..lm import LanguageModel
 
-    folder = resolve_model(None if path is None else str(path))
+    folder = resolve_model(None if path is None else str(path), flag)
     return LanguageModel.from_pretrained(folder), folder

@@ -14,7 +14,7 @@ from ..errors import UserError
 from ..fileio import read_text
 from ..training import StopRules
 from . import argtypes
-from .common import add_model_argument, load_model
+from .common import add_backward_model_argument, add_model_argument, load_model
 
 FORMATS = ("bracket", "json", "tree", "table")
 
@@ -41,6 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("sentences", nargs="*", metavar="SENTENCE", help="sentences to parse (quote each one)")
     p.add_argument("--file", metavar="FILE", help="read sentences from FILE, one per line ('-' for stdin)")
     add_model_argument(p)
+    add_backward_model_argument(p)
     p.add_argument("--layer", type=layer_argument, default=None, metavar="N|mean",
                    help="layer whose distances build the tree (1-based; default: the model's parse_layer, else the middle one) or 'mean'")
     p.add_argument("--distance", choices=task.DISTANCES, default="forget",
@@ -115,8 +116,10 @@ def run(args) -> int:
         raise UserError("no sentence to parse (every line was empty)")
     model, _ = load_model(args.model)
     require_onlstm(model, "parsing")
+    backward = None if args.backward_model is None else load_model(args.backward_model, "--backward-model")[0]
     batches = task.parse_batches(model, sentences, args.layer, args.decoder, args.batch_size,
-                                 progress=len(sentences) > 256, distance=args.distance, pretokenized=args.pretokenized)
+                                 progress=len(sentences) > 256, distance=args.distance, pretokenized=args.pretokenized,
+                                 backward_model=backward)
     done = []  # ParsedSentence of every sentence printed so far (the notes at the end count them)
     json_open = False
     # each batch is printed as soon as it is parsed; a first Ctrl-C stops after the batch being printed

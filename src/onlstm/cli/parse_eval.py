@@ -14,7 +14,7 @@ from ..tasks import parse_show
 from ..errors import UserError
 from ..metrics import BASELINE_NAMES
 from . import argtypes
-from .common import add_model_argument, load_model
+from .common import add_backward_model_argument, add_model_argument, load_model
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -88,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "default: all four)",
     )
     add_model_argument(parser)
+    add_backward_model_argument(parser)
     parser.add_argument("--decoder", choices=["greedy", "split"], default="greedy",
                         help="tree decoder for the model's distances (default: greedy, the published one)")
     parser.add_argument("--distance", choices=list(task.DISTANCES), default="forget",
@@ -106,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--baselines-only and --model exclude each other")
     if args.show_system is not None and args.show is None:
         raise UserError("--show-system needs --show N")
+    if args.baselines_only and args.backward_model is not None:
+        raise UserError("--baselines-only and --backward-model exclude each other")
     model = None if args.baselines_only else load_model(args.model)[0]
+    backward = None if args.backward_model is None else load_model(args.backward_model, "--backward-model")[0]
     names = list(dict.fromkeys(args.baseline)) if args.baseline else list(BASELINE_NAMES)
     if args.show_system is not None:  # checked before the long part
         layers = [f"layer {k + 1}" for k in range(len(model.rnns))] + ["mean"] if model is not None else []
@@ -117,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     systems = {}
     distances = None
     if model is not None:
-        distances = task.model_distances(model, sentences, args.batch_size, progress=sys.stderr.isatty())
+        distances = task.model_distances(model, sentences, args.batch_size, progress=sys.stderr.isatty(),
+                                         backward_model=backward)
         chosen = [pair[task.DISTANCES.index(args.distance)] for pair in distances]
         systems.update(task.decode_systems(sentences, chosen, args.decoder, model.config.direction))
     systems.update(task.baseline_systems(sentences, names, seed=args.seed))
@@ -136,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         distance=args.distance if model is not None else None,
         decoder=args.decoder if model is not None else None,
+        backward_model=args.backward_model,
     )
     # Print the results first: a failure to write the trees must not lose them.
     if args.json:

@@ -230,10 +230,31 @@ def combined_distances(forward: Tensor, backward: Tensor) -> Tensor:
     return out
 
 
+def check_bidirectional(model: LanguageModel, backward_model: LanguageModel) -> None:
+    """A :class:`UserError` unless ``model`` reads left to right and ``backward_model`` right to
+    left (trained with ``--direction backward``), both ON-LSTMs with as many layers."""
+    require_onlstm(backward_model, "parsing")
+    if model.config.direction != "forward":
+        raise UserError("--model reads right to left: with --backward-model, --model must be a left-to-right model")
+    if backward_model.config.direction != "backward":
+        raise UserError("--backward-model reads left to right: it must be a model trained with --direction backward")
+    if len(model.rnns) != len(backward_model.rnns):
+        raise UserError(f"--model has {len(model.rnns)} layers and --backward-model {len(backward_model.rnns)}: "
+                        "their distances are combined layer by layer, so they need as many")
+
+
+def combined_pairs(forward: Sequence[Tuple[Tensor, Tensor]],
+                   backward: Sequence[Tuple[Tensor, Tensor]]) -> List[Tuple[Tensor, Tensor]]:
+    """Per sentence ``(d_f, d_i)`` of a forward and a backward model (as :func:`all_distances`
+    gives them) combined by :func:`combined_distances`, each distance with its own kind."""
+    return [(combined_distances(f_f, b_f), combined_distances(f_i, b_i))
+            for (f_f, f_i), (b_f, b_i) in zip(forward, backward)]
+
+
 def parse_batches(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]],
                   layer: Union[int, str, None] = None, decoder: str = "greedy", batch_size: int = 64,
-                  progress: bool = False, *, distance: str = "forget",
-                  pretokenized: bool = False) -> Iterator[List[ParsedSentence]]:
+                  progress: bool = False, *, distance: str = "forget", pretokenized: bool = False,
+                  backward_model: Optional[LanguageModel] = None) -> Iterator[List[ParsedSentence]]:
     """`parse`, one batch at a time: yields the parsed sentences of each run of ``batch_size``
     consecutive sentences, in input order, as soon as they are parsed (a caller prints them as
     they come). Every sentence and argument is checked before the first batch runs."""
@@ -242,6 +263,8 @@ def parse_batches(model: LanguageModel, sentences: Sequence[Union[str, Sequence[
     if distance not in DISTANCES:
         raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
     require_onlstm(model, "parsing")
+    if backward_model is not None:
+        check_bidirectional(model, backward_model)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size!r}")
     num_layers = len(model.rnns)
@@ -254,6 +277,8 @@ def parse_batches(model: LanguageModel, sentences: Sequence[Union[str, Sequence[
             raise UserError(f"sentence {i + 1} is empty" if not dropped else
                             f"sentence {i + 1} has no word left once punctuation is dropped")
     forms = [[vocabulary_form(model, t.form) for t in kept] for kept, _ in split]
+    if backward_model is not None:  # each model reads the words in its own vocabulary's form
+        back_forms = [[vocabulary_form(backward_model, t.form) for t in kept] for kept, _ in split]
     starts = range(0, len(split), batch_size)
     if progress and len(split) > batch_size:
         from tqdm.auto import tqdm
@@ -262,13 +287,16 @@ def parse_batches(model: LanguageModel, sentences: Sequence[Union[str, Sequence[
     for start in starts:
         stop = start + batch_size
         pairs = all_distances(model, forms[start:stop], batch_size)
-        yield [_parsed(model, kept, dropped, f, d_f, d_i, layer, decoder, distance)
+        if backward_model is not None:
+            pairs = combined_pairs(pairs, all_distances(backward_model, back_forms[start:stop], batch_size))
+        yield [_parsed(model, kept, dropped, f, d_f, d_i, layer, decoder, distance, backward_model is not None)
                for (kept, dropped), f, (d_f, d_i) in zip(split[start:stop], forms[start:stop], pairs)]
 
 
 def _parsed(model: LanguageModel, kept, dropped, forms, d_f: Tensor, d_i: Tensor, layer, decoder: str,
-            distance: str) -> ParsedSentence:
-    """One sentence's `ParsedSentence` from its words and distances (layers, T)."""
+            distance: str, bidirectional: bool = False) -> ParsedSentence:
+    """One sentence's `ParsedSentence` from its words and distances (layers, T); the tokens
+    are those the (forward) ``model`` read."""
     words = [t.text for t in kept]
     pieces = _model_pieces(model, forms)[0]
     ids = model.vocab.encode(pieces)
@@ -276,21 +304,25 @@ def _parsed(model: LanguageModel, kept, dropped, forms, d_f: Tensor, d_i: Tensor
     oov = sum(1 for i, tok in zip(ids, pieces) if i == model.vocab.unk_id and tok != UNK)
     chosen = layer_distances(d_f if distance == "forget" else d_i, layer)
     tree = decode(decoder, words, chosen.tolist(), model.config.direction)
-    return ParsedSentence(words, toks, d_f, tree, layer_name(layer, len(model.rnns)), oov, d_i, distance, dropped)
+    name = layer_name(layer, len(model.rnns)) + (", forward+backward" if bidirectional else "")
+    return ParsedSentence(words, toks, d_f, tree, name, oov, d_i, distance, dropped)
 
 
 def parse(model: LanguageModel, sentences: Sequence[Union[str, Sequence[str]]], layer: Union[int, str, None] = None,
           decoder: str = "greedy", batch_size: int = 64, progress: bool = False, *, distance: str = "forget",
-          pretokenized: bool = False) -> List[ParsedSentence]:
+          pretokenized: bool = False, backward_model: Optional[LanguageModel] = None) -> List[ParsedSentence]:
     """Parse sentences (strings, or lists of words) into binary trees.
 
     ``layer``: 0-based layer index or ``"mean"``; None: the model's ``config.parse_layer``
     when it sets one (the shipped model does), else the middle layer. ``distance``: decode
     from ``"forget"`` (d_f) or ``"input"`` (d_i) distances. ``pretokenized``: split strings
-    at whitespace and drop nothing, instead of the model's tokenizer. (`parse_batches` gives
-    the same sentences batch by batch.)"""
+    at whitespace and drop nothing, instead of the model's tokenizer. ``backward_model``: a
+    right-to-left model (``--direction backward``) whose distances are combined with the
+    left-to-right ``model``'s, layer by layer (:func:`combined_distances`; the returned
+    distances are the combined ones). (`parse_batches` gives the same sentences batch by
+    batch.)"""
     return [p for batch in parse_batches(model, sentences, layer, decoder, batch_size, progress, distance=distance,
-                                         pretokenized=pretokenized) for p in batch]
+                                         pretokenized=pretokenized, backward_model=backward_model) for p in batch]
 
 
 # --------------------------------------------------------------------------------------

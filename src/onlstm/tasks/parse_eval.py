@@ -67,6 +67,7 @@ class ParseEvalReport:
     seed: Optional[int] = None
     distance: Optional[str] = None  # what decoded the model's trees: "forget" or "input"
     decoder: Optional[str] = None
+    backward_model: Optional[str] = None  # the right-to-left model combined with the model, if any
 
     def to_dict(self) -> dict:
         """JSON-ready: the setting, then ``systems`` -> :meth:`ParseScores.to_dict`."""
@@ -78,6 +79,7 @@ class ParseEvalReport:
             "seed": self.seed,
             "distance": self.distance,
             "decoder": self.decoder,
+            "backward_model": self.backward_model,
             "systems": {name: scores.to_dict() for name, scores in self.results.items()},
         }
 
@@ -114,16 +116,24 @@ def baseline_systems(
 
 
 def model_distances(model, sentences: Sequence[GoldSentence], batch_size: int = 64,
-                    progress: bool = False) -> list[tuple[Tensor, Tensor]]:
+                    progress: bool = False, backward_model=None) -> list[tuple[Tensor, Tensor]]:
     """``(d_f, d_i)`` of an ON-LSTM language model over each gold sentence's words, each
-    (layers, T): fed as ``<eos> w_1 .. w_T <eos>`` with a fresh state (docs/spec.md §2)."""
+    (layers, T): fed as ``<eos> w_1 .. w_T <eos>`` with a fresh state (docs/spec.md §2).
+    With a right-to-left ``backward_model``, both models' distances combined
+    (:func:`onlstm.tasks.parse.combined_distances`, layer by layer)."""
     from .common import require_onlstm
-    from .parse import all_distances
+    from .parse import all_distances, check_bidirectional, combined_pairs
 
     require_onlstm(model, "parsing")
+    if backward_model is not None:
+        check_bidirectional(model, backward_model)
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-    return all_distances(model, [s.model_words or s.words for s in sentences], batch_size, progress)
+    words = [s.model_words or s.words for s in sentences]
+    pairs = all_distances(model, words, batch_size, progress)
+    if backward_model is not None:
+        pairs = combined_pairs(pairs, all_distances(backward_model, words, batch_size, progress))
+    return pairs
 
 
 def decode_systems(
@@ -157,12 +167,14 @@ def model_systems(
     batch_size: int = 64,
     progress: bool = False,
     distance: str = "forget",
+    backward_model=None,
 ) -> dict[str, list[Tree]]:
     """:func:`model_distances` then :func:`decode_systems` of the ``distance`` chosen:
-    ``"forget"`` (d_f, the paper's) or ``"input"`` (d_i)."""
+    ``"forget"`` (d_f, the paper's) or ``"input"`` (d_i); with ``backward_model``, of both
+    models' distances combined."""
     if distance not in DISTANCES:
         raise UserError(f"--distance must be one of {list(DISTANCES)}, got {distance!r}")
-    pairs = model_distances(model, sentences, batch_size, progress)
+    pairs = model_distances(model, sentences, batch_size, progress, backward_model)
     return decode_systems(sentences, [pair[DISTANCES.index(distance)] for pair in pairs], decoder,
                           model.config.direction)
 
@@ -175,11 +187,13 @@ def build_report(
     seed: Optional[int] = None,
     distance: Optional[str] = None,
     decoder: Optional[str] = None,
+    backward_model: Optional[str] = None,
 ) -> ParseEvalReport:
     """Score every system on ``sentences`` (:func:`onlstm.metrics.evaluate_systems`).
 
     ``distance`` / ``decoder``: how the model's systems were decoded (None without a model),
-    recorded in the report and its table."""
+    ``backward_model``: the right-to-left model combined with it (None: none); recorded in
+    the report and its table."""
     return ParseEvalReport(
         treebank=treebank,
         max_length=max_length,
@@ -189,6 +203,7 @@ def build_report(
         seed=seed,
         distance=distance,
         decoder=decoder,
+        backward_model=backward_model,
     )
 
 
@@ -225,7 +240,9 @@ def format_table(report: ParseEvalReport, labels: Sequence[str] = MAIN_LABELS) -
     ]
     if report.distance is not None:
         lines.append(f"model trees: {report.decoder or 'greedy'} decoder over the "
-                     f"{DISTANCE_NAMES.get(report.distance, report.distance)} (--distance {report.distance})")
+                     f"{DISTANCE_NAMES.get(report.distance, report.distance)} (--distance {report.distance})"
+                     + (f", forward and backward models combined (--backward-model {report.backward_model})"
+                        if report.backward_model else ""))
     groups = (("", 9), ("whole sentence left out", 27), ("whole sentence counted", 27), ("depth", 16))
     top = " " * name_width + "".join(f"{g:^{w}}" for g, w in groups)
     header = "system".ljust(name_width) + "".join(
