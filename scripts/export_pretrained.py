@@ -5,9 +5,11 @@
 
 Writes model.safetensors (float16 by default; loading casts back to float32), config.json
 (with ``parse_layer``, the layer `onlstm parse` uses by default, and the training facts
-given here) and vocab.json. With ``--check`` it measures the PTB test perplexity of the run's
+given here) and vocab.json. With ``--check`` it measures the test perplexity of the run's
 float32 model and of the exported one (batch 1, the paper's protocol) and refuses to export
-when they differ by 0.5% or more. The model card (README.md in that folder) is written by hand.
+when they differ by 0.5% or more: on the bundled PTB, or on ``--data`` (a folder with
+test.txt[.gz], e.g. ``--data src/onlstm/resources/pku_199801`` for the Chinese model). The
+model card (README.md in that folder) is written by hand.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--training-note", action="append", default=[], metavar="KEY=VALUE",
                    help="facts stored under config.json's training (hardware=..., minutes=...)")
     p.add_argument("--check", action="store_true", help="compare test perplexity before and after")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="with --check: the folder whose test text is measured (default: the bundled PTB)")
     args = p.parse_args(argv)
 
     model = LanguageModel.from_pretrained(args.run)
@@ -42,7 +46,7 @@ def main(argv=None) -> int:
         key, _, value = note.partition("=")
         info[key] = value
     progress = sys.stderr.isatty()
-    before = evaluate_model(model, "test", progress=progress)["perplexity"] if args.check else None
+    before = evaluate_model(model, "test", args.data, progress=progress)["perplexity"] if args.check else None
 
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / "model"
@@ -50,7 +54,7 @@ def main(argv=None) -> int:
         model.to(getattr(torch, args.dtype)).save_pretrained(staged, extra_config={"training": info})
         exported = LanguageModel.from_pretrained(staged)  # also validates parse_layer
         if args.check:
-            after = evaluate_model(exported, "test", progress=progress)["perplexity"]
+            after = evaluate_model(exported, "test", args.data, progress=progress)["perplexity"]
             change = abs(after - before) / before
             print(json.dumps(dict(float32=before, exported=after, dtype=args.dtype, relative_change=change)))
             if change >= 0.005:
