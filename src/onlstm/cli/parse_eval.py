@@ -11,6 +11,7 @@ import sys
 
 from ..tasks import parse_eval as task
 from ..tasks import parse_show
+from ..tasks.parse import check_bidirectional
 from ..errors import UserError
 from ..metrics import BASELINE_NAMES
 from . import argtypes
@@ -111,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--baselines-only and --backward-model exclude each other")
     model = None if args.baselines_only else load_model(args.model)[0]
     backward = None if args.backward_model is None else load_model(args.backward_model, "--backward-model")[0]
+    if backward is not None:  # checked before the long part
+        check_bidirectional(model, backward)
     names = list(dict.fromkeys(args.baseline)) if args.baseline else list(BASELINE_NAMES)
     if args.show_system is not None:  # checked before the long part
         layers = [f"layer {k + 1}" for k in range(len(model.rnns))] + ["mean"] if model is not None else []
